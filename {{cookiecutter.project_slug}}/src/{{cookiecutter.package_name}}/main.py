@@ -1,0 +1,45 @@
+"""The application: `create_app()` builds it, the lifespan owns its clients.
+
+Everything that holds a connection (Google Cloud clients, HTTP pools) is created
+once per process in `lifespan` and closed there when Cloud Run stops the
+instance, so no request pays for a client and no connection is leaked.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from .api import health
+from .logs import RequestLogMiddleware
+from .settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Nothing here does I/O: that waits for the lifespan."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as clients:
+            # Long-lived clients enter `clients` here; it closes them in reverse
+            # order after the last in-flight request has finished.
+            app.state.clients = clients
+            app.state.ready = True
+            yield
+            app.state.ready = False
+
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        description="{{ cookiecutter.description }}",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.ready = False
+    app.add_middleware(RequestLogMiddleware)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

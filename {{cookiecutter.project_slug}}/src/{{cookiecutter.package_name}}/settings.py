@@ -1,0 +1,63 @@
+"""Service configuration, read once from the environment.
+
+Every setting is an environment variable (case-insensitive) or a line in `.env`.
+Cloud Run sets `PORT`; the deploy configuration sets the rest per environment.
+See the settings table in README.md for who sets what where.
+"""
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    """Where the service runs. `local` needs no Google Cloud account at all."""
+
+    LOCAL = "local"
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Plain configuration: cheap to build, never touches the network."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Environment = Environment.LOCAL
+    gcp_project: str = Field(
+        default="{{ cookiecutter.gcp_project_id }}",
+        description="Project the service runs in; also names the trace in log entries.",
+    )
+    region: str = "{{ cookiecutter.gcp_region }}"
+    service_name: str = "{{ cookiecutter.service_name }}"
+    service_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Public base URL of this service (the Cloud Run URL when deployed).",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, description="Cloud Run sets PORT; honour it.")
+    log_level: LogLevel = "INFO"
+    graceful_shutdown_seconds: int = Field(
+        default=8,
+        description=(
+            "How long in-flight requests may run after SIGTERM. Cloud Run sends "
+            "SIGKILL 10 s after SIGTERM, so keep this below 10 with room for "
+            "closing clients."
+        ),
+    )
+
+    @property
+    def json_logs(self) -> bool:
+        """Cloud Logging wants one JSON object per line; people want text."""
+        return self.environment is not Environment.LOCAL

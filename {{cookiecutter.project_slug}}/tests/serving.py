@@ -1,0 +1,123 @@
+"""Run the service as a real server process, the way Cloud Run runs it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`python -m {{ cookiecutter.package_name }}` (or another command) on a free port.
+
+    Its output is collected line by line in `lines`, so tests can read the logs
+    it wrote.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "{{ cookiecutter.package_name }}"),
+        startup_timeout: float = 20.0,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = list(command)
+        self.env = {
+            **os.environ,
+            "ENVIRONMENT": "local",
+            "HOST": "127.0.0.1",
+            **(env or {}),
+            "PORT": str(self.port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.startup_timeout = startup_timeout
+        self.lines: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[str]:
+        assert self._process is not None, "server not started"
+        return self._process
+
+    def __enter__(self) -> Self:
+        self._process = subprocess.Popen(
+            self.command,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._wait_until_healthy()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._join_reader()
+
+    def _join_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._fail(f"server exited with {self.process.returncode} during startup")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self._fail("server did not answer /healthz in time")
+
+    def _fail(self, reason: str) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._join_reader()
+        output = "\n".join(self.lines[-50:])
+        raise AssertionError(f"{reason}; its output:\n{output}")
+
+    def terminate(self, timeout: float = 10.0) -> int:
+        """Send SIGTERM as Cloud Run does and wait for the exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self._join_reader()
+        return code
