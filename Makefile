@@ -1,0 +1,28 @@
+# The template repository's tasks. The rendered service has its own Makefile.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+.PHONY: help install test lint relock requirements demo
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
+
+install: ## Install the pinned test tools into the current environment
+	$(PYTHON) -m pip install --require-hashes -r requirements-test.txt
+
+test: ## Render every supported combination and run each render's checks
+	$(PYTHON) -m pytest
+
+lint: ## Lint and type-check the template's own Python
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
+
+demo: ## Render the defaults into ./my-service and run it locally
+	$(PYTHON) -m cookiecutter --no-input --overwrite-if-exists . && cd my-service && $(PYTHON) -m uv run python scripts/dev.py
+
+relock: ## Rewrite the rendered service's uv.lock template (needs the package index)
+	$(PYTHON) scripts/relock.py
+
+requirements: ## Re-pin requirements-test.txt from pyproject.toml
+	$(PYTHON) -m uv pip compile pyproject.toml --group test --generate-hashes --universal \
+		--python-version 3.11 --custom-compile-command "make requirements" -o requirements-test.txt

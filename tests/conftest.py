@@ -1,0 +1,111 @@
+"""Render the template and run the rendered projects' own tools.
+
+Rendering is cheap; installing dependencies is not. Every render with the same
+locked dependencies shares one virtual environment for the whole session
+(`uv sync` only swaps the editable install of the project itself), and uv's
+cache makes each further environment a matter of seconds.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_cookies.plugin import Cookies
+from uv import find_uv_bin
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+
+Answers = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Render:
+    """A rendered project and the answers it was rendered with."""
+
+    path: Path
+    context: Mapping[str, Any]
+    env_dir: Path
+
+    def run(
+        self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project, with its shared environment, and
+        fail the test with its output if it fails."""
+        result = subprocess.run(
+            args,
+            cwd=self.path,
+            env={**tool_env(self.env_dir), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"`{' '.join(args)}` failed in {self.path.name} ({dict(self.context)}) "
+                f"with {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+
+def uv_bin_dir() -> str:
+    return str(Path(find_uv_bin()).parent)
+
+
+def tool_env(env_dir: Path) -> dict[str, str]:
+    """The environment rendered projects' commands run in: their own shared
+    virtual environment, uv on PATH, nothing of the template's own venv."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "ENVIRONMENT", "GCP_PROJECT", "PORT"}
+    }
+    env["PATH"] = os.pathsep.join([uv_bin_dir(), env.get("PATH", "")])
+    env["UV_PROJECT_ENVIRONMENT"] = str(env_dir)
+    env["MYPY_CACHE_DIR"] = str(env_dir.with_name(env_dir.name + "-mypy"))
+    env["UV_NO_PROGRESS"] = "1"
+    return env
+
+
+def dependency_key(project: Path) -> str:
+    """Renders whose locks differ only in the project's own name share an environment."""
+    lock = (project / "uv.lock").read_text()
+    blocks = re.split(r"\n\n(?=\[\[package\]\]\n)", lock)
+    third_party = [b for b in blocks if 'source = { editable = "." }' not in b]
+    return hashlib.sha256("\n\n".join(third_party).encode()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def render(
+    cookies_session: Cookies, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Answers], Render]:
+    """Render the template with some answers, once per distinct set of answers."""
+    renders: dict[tuple[tuple[str, str], ...], Render] = {}
+    env_root = tmp_path_factory.mktemp("venvs")
+
+    def _render(answers: Answers) -> Render:
+        key = tuple(sorted((k, repr(v)) for k, v in answers.items()))
+        if key not in renders:
+            result = cookies_session.bake(extra_context=dict(answers))
+            assert result.exception is None, result.exception
+            assert result.exit_code == 0
+            path = Path(str(result.project_path))
+            renders[key] = Render(path, result.context or {}, env_root / dependency_key(path))
+        return renders[key]
+
+    return _render
+
+
+def rendered_files(project: Path) -> Sequence[Path]:
+    return sorted(p for p in project.rglob("*") if p.is_file())
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
