@@ -5,7 +5,7 @@ Each combination of the switches that change dependencies renders a different
 This script renders every such combination, lets `uv lock` resolve it, and
 merges the results into one Jinja template: a package that appears in every
 lock is written plainly, a package that only some combinations need is wrapped
-in `{%- if ... %}` on those switches. The root package (the service itself) is
+in `{% if ... %}` on those switches. The root package (the service itself) is
 named by `{{ cookiecutter.project_slug }}`; the post-generation hook moves it
 to its sorted place, so a render's lock is byte for byte what `uv lock` writes.
 
@@ -88,17 +88,18 @@ def merge(locks: dict[Combo, str], names: Sequence[str]) -> str:
     header_key = order.pop(order.index("\0header"))
     # The service itself first: the post-generation hook moves it to its sorted place.
     order.sort(key=lambda k: (k != SLUG_PLACEHOLDER, k))
-    if len(variants[header_key]) != 1:
-        raise SystemExit("the lock headers differ between combinations; merge them by hand")
-    (header,) = variants[header_key]
-    out = [header]
+    out = []
+    for header, combos in variants[header_key].items():
+        cond = condition(combos, names)
+        # The template renders with trim_blocks: a tag's own line vanishes.
+        out.append(header if cond is None else f"{{% if {cond} %}}\n{header}\n{{% endif %}}\n")
     for key in order:
         for block, combos in variants[key].items():
             cond = condition(combos, names)
             if cond is None:
                 out.append(f"\n\n{block}")
             else:
-                out.append(f"\n{{%- if {cond} %}}\n\n{block}\n{{%- endif %}}")
+                out.append(f"\n{{% if {cond} %}}\n\n{block}\n{{% endif %}}")
     return "".join(out) + "\n"
 
 
