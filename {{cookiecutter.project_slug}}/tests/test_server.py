@@ -50,7 +50,7 @@ def test_sigterm_lets_the_in_flight_request_finish() -> None:
 
 
 def test_logs_are_json_with_the_trace_of_the_request() -> None:
-    env = {"ENVIRONMENT": "dev", "GCP_PROJECT": "log-test-project"}
+    env = {"LOG_FORMAT": "json", "GCP_PROJECT": "log-test-project"}
     with ServerProcess(env=env) as server:
         httpx.get(
             f"{server.url}/healthz",
@@ -66,3 +66,4 @@ def test_logs_are_json_with_the_trace_of_the_request() -> None:
         f"projects/log-test-project/traces/{TRACE_ID}"
     )
     assert any("Application startup complete" in e["message"] for e in entries)
+    assert not any("color_message" in entry for entry in entries)

@@ -27,7 +27,11 @@ _SPAN_FIELD: Final = "logging.googleapis.com/spanId"
 _SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
 _SOURCE_FIELD: Final = "logging.googleapis.com/sourceLocation"
 _LOGGED_HEADERS: Final = frozenset((b"traceparent", b"x-cloud-trace-context", b"user-agent"))
-_RESERVED_RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_RESERVED_RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 @dataclass(frozen=True, slots=True)
