@@ -17,6 +17,9 @@ from typing import Any
 # of its switches is on and removed otherwise: features switch by whole files.
 FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "tests/fakes": frozenset({"use_secret_manager", "use_cloud_tasks"}),
+    "src/{package}/secrets.py": frozenset({"use_secret_manager"}),
+    "tests/fakes/secret_manager.py": frozenset({"use_secret_manager"}),
+    "tests/secrets": frozenset({"use_secret_manager"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")

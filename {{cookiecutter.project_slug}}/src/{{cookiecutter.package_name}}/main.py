@@ -5,6 +5,9 @@ once per process in `lifespan` and closed there when Cloud Run stops the
 instance, so no request pays for a client and no connection is leaked.
 """
 
+{% if cookiecutter.use_secret_manager %}
+import asyncio
+{% endif %}
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -12,7 +15,12 @@ from fastapi import FastAPI
 
 from .api import health
 from .logs import RequestLogMiddleware
+{% if cookiecutter.use_secret_manager %}
+from .secrets import load_secrets
+from .settings import Secrets, Settings
+{% else %}
 from .settings import Settings
+{% endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,6 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as clients:
+{% if cookiecutter.use_secret_manager %}
+            # All declared secrets in one concurrent round trip; fails startup loudly.
+            app.state.secrets = await asyncio.to_thread(load_secrets, Secrets, settings)
+{% endif %}
             # Long-lived clients enter `clients` here; it closes them in reverse
             # order after the last in-flight request has finished.
             app.state.clients = clients

@@ -6,10 +6,20 @@ See the settings table in README.md for who sets what where.
 """
 
 from enum import StrEnum
+{% if cookiecutter.use_secret_manager %}
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+{% else %}
 from typing import Literal
 
 from pydantic import Field
+{% endif %}
 from pydantic_settings import BaseSettings, SettingsConfigDict
+{% if cookiecutter.use_secret_manager %}
+
+from .secrets import SecretManager, SecretSettings
+{% endif %}
 
 
 class Environment(StrEnum):
@@ -48,6 +58,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, description="Cloud Run sets PORT; honour it.")
     log_level: LogLevel = "INFO"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="Defaults to text in `local` and JSON (for Cloud Logging) everywhere else.",
+    )
     graceful_shutdown_seconds: int = Field(
         default=8,
         description=(
@@ -56,8 +70,37 @@ class Settings(BaseSettings):
             "closing clients."
         ),
     )
+{% if cookiecutter.use_secret_manager %}
+    secret_manager_emulator_host: str | None = Field(
+        default=None,
+        description="host:port of a local Secret Manager server (tests, local runs).",
+    )
+    secrets_deadline_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Startup fails if the secrets are not all read within this time.",
+    )
+{% endif %}
 
     @property
     def json_logs(self) -> bool:
         """Cloud Logging wants one JSON object per line; people want text."""
+        if self.log_format is not None:
+            return self.log_format == "json"
         return self.environment is not Environment.LOCAL
+{% if cookiecutter.use_secret_manager %}
+
+
+class Secrets(SecretSettings):
+    """Secret configuration, read at startup by `load_secrets()` (see secrets.py).
+
+    In `local` the defaults below apply unless the environment or `.env` sets a
+    value; every other environment must get each secret from the environment or
+    from Secret Manager, or the service does not start.
+    """
+
+    api_key: Annotated[SecretStr, SecretManager("api-key")] = Field(
+        default=SecretStr("local-only-api-key"),
+        description="Key for the upstream API this service calls.",
+    )
+{% endif %}

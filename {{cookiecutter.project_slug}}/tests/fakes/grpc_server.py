@@ -1,7 +1,7 @@
 """A small in-process gRPC server built on the client libraries' own types.
 
-A fake registers unary methods of one gRPC service (for example
-`google.cloud.secretmanager.v1.SecretManagerService`); requests and responses
+A fake registers unary methods of one gRPC service (by its full name,
+as in the API's proto files); requests and responses
 are (de)serialized with the proto-plus classes the official clients use, so
 what crosses the socket is exactly what Google's servers would receive and send.
 """

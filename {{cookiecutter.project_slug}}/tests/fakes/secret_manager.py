@@ -1,0 +1,118 @@
+"""A local Secret Manager: `google.cloud.secretmanager.v1.SecretManagerService`.
+
+Google ships no Secret Manager emulator, so this serves the calls the service
+and its tests make (AccessSecretVersion; CreateSecret, AddSecretVersion and
+ListSecrets to seed and inspect it) with the client library's own types.
+Point the service at it with `SECRET_MANAGER_EMULATOR_HOST=<address>`.
+
+Standalone: `python -m tests.fakes.secret_manager --secret projects/p/secrets/dev-api-key=value`
+prints the address it listens on, then serves until interrupted.
+"""
+
+import argparse
+import json
+import threading
+from collections.abc import Mapping
+
+import grpc
+from google.cloud import secretmanager_v1 as sm
+
+from .grpc_server import FakeGrpcServer, RpcError
+
+SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
+
+
+class FakeSecretManager(FakeGrpcServer):
+    """Secrets by resource name (`projects/<p>/secrets/<id>`), versions from 1."""
+
+    def __init__(self, *, port: int = 0) -> None:
+        self._versions: dict[str, list[bytes]] = {}
+        self._lock = threading.Lock()
+        super().__init__(
+            SERVICE,
+            {
+                "AccessSecretVersion": (
+                    self._access,
+                    sm.AccessSecretVersionRequest,
+                    sm.AccessSecretVersionResponse,
+                ),
+                "CreateSecret": (self._create, sm.CreateSecretRequest, sm.Secret),
+                "AddSecretVersion": (self._add, sm.AddSecretVersionRequest, sm.SecretVersion),
+                "ListSecrets": (self._list, sm.ListSecretsRequest, sm.ListSecretsResponse),
+            },
+            port=port,
+        )
+
+    def put(self, secret: str, value: str | bytes) -> str:
+        """Seed a new version of `projects/<p>/secrets/<id>`; returns its version name."""
+        data = value.encode() if isinstance(value, str) else value
+        with self._lock:
+            versions = self._versions.setdefault(secret, [])
+            versions.append(data)
+            return f"{secret}/versions/{len(versions)}"
+
+    def _access(self, request: sm.AccessSecretVersionRequest) -> sm.AccessSecretVersionResponse:
+        secret, _, version = request.name.partition("/versions/")
+        with self._lock:
+            versions = self._versions.get(secret)
+            if not versions:
+                raise RpcError(grpc.StatusCode.NOT_FOUND, f"Secret [{secret}] not found.")
+            number = len(versions) if version == "latest" else int(version or 0)
+            if not 1 <= number <= len(versions):
+                raise RpcError(
+                    grpc.StatusCode.NOT_FOUND, f"Secret Version [{request.name}] not found."
+                )
+            data = versions[number - 1]
+        return sm.AccessSecretVersionResponse(
+            name=f"{secret}/versions/{number}", payload=sm.SecretPayload(data=data)
+        )
+
+    def _create(self, request: sm.CreateSecretRequest) -> sm.Secret:
+        name = f"{request.parent}/secrets/{request.secret_id}"
+        with self._lock:
+            if name in self._versions:
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
+            self._versions[name] = []
+        return sm.Secret(name=name)
+
+    def _add(self, request: sm.AddSecretVersionRequest) -> sm.SecretVersion:
+        with self._lock:
+            if request.parent not in self._versions:
+                raise RpcError(grpc.StatusCode.NOT_FOUND, f"Secret [{request.parent}] not found.")
+        return sm.SecretVersion(name=self.put(request.parent, request.payload.data))
+
+    def _list(self, request: sm.ListSecretsRequest) -> sm.ListSecretsResponse:
+        prefix = f"{request.parent}/secrets/"
+        with self._lock:
+            names = sorted(name for name in self._versions if name.startswith(prefix))
+        return sm.ListSecretsResponse(secrets=[sm.Secret(name=name) for name in names])
+
+
+def serve(secrets: Mapping[str, str], *, port: int = 0, latency: float = 0.0) -> FakeSecretManager:
+    """Start a seeded server (for `make dev`-style use and benchmarks)."""
+    server = FakeSecretManager(port=port)
+    for name, value in secrets.items():
+        server.put(name, value)
+    server.faults.delay(latency)
+    return server.start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each call")
+    parser.add_argument(
+        "--secret", action="append", default=[], help="projects/<p>/secrets/<id>=<value>"
+    )
+    args = parser.parse_args()
+    secrets = dict(item.split("=", 1) for item in args.secret)
+    server = serve(secrets, port=args.port, latency=args.latency)
+    print(json.dumps({"secret_manager": server.address}), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
