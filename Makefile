@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo
+.PHONY: help install test lint relock requirements demo bench-secrets
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -26,3 +26,6 @@ relock: ## Rewrite the rendered service's uv.lock template (needs the package in
 requirements: ## Re-pin requirements-test.txt from pyproject.toml
 	$(PYTHON) -m uv pip compile pyproject.toml --group test --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make requirements" -o requirements-test.txt
+
+bench-secrets: ## Secret loading: ours vs pydantic-settings' built-in source
+	$(PYTHON) bench/bench_secrets.py

@@ -1,0 +1,133 @@
+"""What every benchmark in this folder shares: rendering the template, building
+virtual environments with uv, starting servers, and summarising samples.
+
+Benchmarks report ratios against a baseline measured in the same run, never
+absolute targets: the machines they run on are shared and noisy.
+"""
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cookiecutter.main import cookiecutter
+from uv import find_uv_bin
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+BENCH = TEMPLATE / "bench"
+
+
+def uv(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Run uv quietly; its output only matters when it fails."""
+    result = subprocess.run(
+        [find_uv_bin(), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {}), "UV_NO_PROGRESS": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"uv {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def render(workdir: Path, **answers: Any) -> Path:
+    """Render the template with `answers` (defaults otherwise) into `workdir`."""
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(workdir), extra_context=answers)
+    )
+
+
+def sync_project(project: Path, *, dev: bool = True) -> Path:
+    """Install a rendered project's locked dependencies; returns its Python."""
+    uv("sync", "--locked", "--quiet", *([] if dev else ["--no-dev"]), cwd=project)
+    return project / ".venv" / "bin" / "python"
+
+
+def requirements_env(requirements: Path, venv: Path) -> Path:
+    """A virtual environment with hash-pinned requirements; returns its Python."""
+    uv("venv", "--quiet", "--python", "3.11", str(venv))
+    python = venv / "bin" / "python"
+    uv(
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(python),
+        "--require-hashes",
+        "-r",
+        str(requirements),
+    )
+    return python
+
+
+def run_probe(python: Path, script: str, *args: str, project: Path) -> str:
+    """Run a script of this folder with a rendered project's Python, from the
+    project's root (so its `tests` package imports); returns its stdout."""
+    result = subprocess.run(
+        [str(python), str(BENCH / script), *args],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{script} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
+    """Poll `url` until it answers 200; returns the monotonic time it did."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} before answering")
+            try:
+                if client.get(url).status_code == 200:
+                    return time.monotonic()
+            except httpx.TransportError:
+                time.sleep(0.002)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, min and max of repeated samples."""
+
+    median: float
+    low: float
+    high: float
+    runs: int
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> "Summary":
+        return cls(statistics.median(samples), min(samples), max(samples), len(samples))
+
+    def ms(self) -> str:
+        return f"{self.median * 1000:.0f} ms ({self.low * 1000:.0f}-{self.high * 1000:.0f})"
+
+
+def machine() -> str:
+    """A one-line description of where the figures were measured."""
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
