@@ -20,6 +20,10 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "src/{package}/secrets.py": frozenset({"use_secret_manager"}),
     "tests/fakes/secret_manager.py": frozenset({"use_secret_manager"}),
     "tests/secrets": frozenset({"use_secret_manager"}),
+    "src/{package}/tasks": frozenset({"use_cloud_tasks"}),
+    "src/{package}/api/signups.py": frozenset({"use_cloud_tasks"}),
+    "tests/fakes/cloud_tasks.py": frozenset({"use_cloud_tasks"}),
+    "tests/tasks": frozenset({"use_cloud_tasks"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")

@@ -4,12 +4,16 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 
 from .conftest import Answers, Render, tool_env
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -19,7 +23,7 @@ def free_port() -> int:
         return port
 
 
-def test_make_dev_serves_healthz_and_docs_without_credentials(
+def test_make_dev_serves_and_runs_deferred_work_without_credentials(
     render: Callable[[Answers], Render],
 ) -> None:
     project = render({})
@@ -31,7 +35,6 @@ def test_make_dev_serves_healthz_and_docs_without_credentials(
         "GOOGLE_APPLICATION_CREDENTIALS": os.devnull,
         "NO_GCE_CHECK": "true",
     }
-    env.pop("ENVIRONMENT", None)
     process = subprocess.Popen(
         ["make", "dev"],
         cwd=project.path,
@@ -41,19 +44,37 @@ def test_make_dev_serves_healthz_and_docs_without_credentials(
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        health = None
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert health is not None, "make dev never answered"
+        health = wait_for(lambda: httpx.get(f"{url}/healthz", timeout=1), process)
         assert health.status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+        signup = httpx.post(
+            f"{url}/signups", json={"email": "ada@example.com", "name": "Ada"}, timeout=30
+        )
+        assert signup.status_code == 202, signup.text
+        wait_for(lambda: any("Sent welcome email" in line for line in lines) or None, process)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
-    assert f"http://127.0.0.1:{port}" in output
+        process.wait(timeout=20)
+        reader.join(timeout=5)
+        process.stdout.close()
+    output = "".join(lines)
+    assert f"Serving on {url}" in output
+
+
+def wait_for(probe: Callable[[], T | None], process: subprocess.Popen[str]) -> T:
+    """Call `probe` until it returns something (connection errors count as nothing)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if (result := probe()) is not None:
+                return result
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("make dev did not get there in time")

@@ -3,8 +3,17 @@
 Starts uvicorn with auto-reload on http://127.0.0.1:8080 (or `$PORT`), with
 `ENVIRONMENT=local` unless `.env` or the shell says otherwise. No Google Cloud
 account is needed.
+{% if cookiecutter.use_cloud_tasks %}
+
+Deferred tasks really run: a local Cloud Tasks server (the one the tests use)
+starts alongside and delivers each task back to this service's push endpoint,
+with a signed OIDC token, exactly as Cloud Tasks would.
+{% endif %}
 """
 
+{% if cookiecutter.use_cloud_tasks %}
+import os
+{% endif %}
 import sys
 from pathlib import Path
 
@@ -13,12 +22,30 @@ import uvicorn
 from {{ cookiecutter.package_name }}.logs import build_log_config
 from {{ cookiecutter.package_name }}.settings import Settings
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+{% if cookiecutter.use_cloud_tasks %}
+sys.path.insert(0, str(PROJECT_ROOT))  # the local Cloud Tasks server lives in tests/fakes
+
+from tests.fakes.cloud_tasks import environment, serve  # noqa: E402
+{% endif %}
+
 
 def main() -> None:
     settings = Settings()
+    url = f"http://{settings.host}:{settings.port}"
+{% if cookiecutter.use_cloud_tasks %}
+    queue = (
+        f"projects/{settings.gcp_project}/locations/{settings.queue_location}"
+        f"/queues/{settings.tasks_queue}"
+    )
+    cloud_tasks = serve([queue])
+    # The reloading server process inherits these.
+    os.environ.update(environment(cloud_tasks))
+    os.environ.setdefault("SERVICE_URL", url)
+    print(f"Local Cloud Tasks on {cloud_tasks.address}, queue {queue}", file=sys.stderr)
+{% endif %}
     print(
-        f"Serving on http://{settings.host}:{settings.port} "
-        f"(health: /healthz, API docs: /docs); Ctrl-C stops.",
+        f"Serving on {url} (health: /healthz, API docs: /docs); Ctrl-C stops.",
         file=sys.stderr,
         flush=True,
     )
@@ -27,7 +54,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         reload=True,
-        reload_dirs=[str(Path(__file__).resolve().parent.parent / "src")],
+        reload_dirs=[str(PROJECT_ROOT / "src")],
         log_config=build_log_config(settings),
         access_log=False,
     )

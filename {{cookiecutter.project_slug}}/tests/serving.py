@@ -44,6 +44,7 @@ class ServerProcess:
             **os.environ,
             "ENVIRONMENT": "local",
             "HOST": "127.0.0.1",
+            "SERVICE_URL": self.url,
             **(env or {}),
             "PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",

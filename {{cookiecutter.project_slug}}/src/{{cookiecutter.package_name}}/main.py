@@ -13,13 +13,22 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+{% if cookiecutter.use_cloud_tasks %}
+from .api import health, signups
+{% else %}
 from .api import health
+{% endif %}
 from .logs import RequestLogMiddleware
 {% if cookiecutter.use_secret_manager %}
 from .secrets import load_secrets
 from .settings import Secrets, Settings
 {% else %}
 from .settings import Settings
+{% endif %}
+{% if cookiecutter.use_cloud_tasks %}
+from .tasks import push
+from .tasks.auth import CertificateCache, OidcVerifier
+from .tasks.client import task_queue
 {% endif %}
 
 
@@ -33,6 +42,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {% if cookiecutter.use_secret_manager %}
             # All declared secrets in one concurrent round trip; fails startup loudly.
             app.state.secrets = await asyncio.to_thread(load_secrets, Secrets, settings)
+{% endif %}
+{% if cookiecutter.use_cloud_tasks %}
+            # The queue's client is created in the background, off the startup path.
+            await clients.enter_async_context(task_queue(settings))
+            app.state.task_verifier = OidcVerifier(
+                audience=settings.oidc_audience,
+                invoker_email=settings.invoker_email,
+                certificates=CertificateCache(settings.tasks_oidc_certs_url),
+            )
 {% endif %}
             # Long-lived clients enter `clients` here; it closes them in reverse
             # order after the last in-flight request has finished.
@@ -51,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health.router)
+{% if cookiecutter.use_cloud_tasks %}
+    app.include_router(signups.router)
+    app.include_router(push.router)
+{% endif %}
     return app
 
 

@@ -81,6 +81,30 @@ class Settings(BaseSettings):
         description="Startup fails if the secrets are not all read within this time.",
     )
 {% endif %}
+{% if cookiecutter.use_cloud_tasks %}
+    tasks_queue: str = Field(default="default", description="Cloud Tasks queue ID.")
+    tasks_location: str | None = Field(default=None, description="Queue region; default REGION.")
+    tasks_invoker_service_account: str | None = Field(
+        default=None,
+        description=(
+            "Service account whose OIDC token Cloud Tasks sends with each task, and the "
+            "only one the push endpoint accepts; default tasks-invoker@<project>."
+        ),
+    )
+    tasks_audience: str | None = Field(
+        default=None, description="Audience of the tasks' OIDC tokens; default SERVICE_URL."
+    )
+    tasks_oidc_certs_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v1/certs",
+        description="Where the keys that sign Google's OIDC tokens are published.",
+    )
+    tasks_enqueue_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="How long `.defer()` retries a transient failure."
+    )
+    cloud_tasks_emulator_host: str | None = Field(
+        default=None, description="host:port of a local Cloud Tasks server (dev, tests)."
+    )
+{% endif %}
 
     @property
     def json_logs(self) -> bool:
@@ -88,6 +112,23 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format == "json"
         return self.environment is not Environment.LOCAL
+{% if cookiecutter.use_cloud_tasks %}
+
+    @property
+    def queue_location(self) -> str:
+        return self.tasks_location or self.region
+
+    @property
+    def invoker_email(self) -> str:
+        return (
+            self.tasks_invoker_service_account
+            or f"tasks-invoker@{self.gcp_project}.iam.gserviceaccount.com"
+        )
+
+    @property
+    def oidc_audience(self) -> str:
+        return self.tasks_audience or self.service_url
+{% endif %}
 {% if cookiecutter.use_secret_manager %}
 
 

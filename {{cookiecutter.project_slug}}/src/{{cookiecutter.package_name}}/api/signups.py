@@ -1,0 +1,68 @@
+"""An example of deferred work: accept a sign-up now, welcome the user later.
+
+The route answers 202 as soon as the task is queued; Cloud Tasks then calls
+`send_welcome_email` through the push endpoint, retrying it until it succeeds.
+Replace the body of the handler with a real email provider call.
+"""
+
+import logging
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from ..tasks import TaskContext, task
+from ..tasks.client import EnqueueError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["signups"])
+
+
+class Signup(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+    name: str = Field(min_length=1, max_length=100)
+
+
+class SignupAccepted(BaseModel):
+    status: Literal["queued", "already_queued"]
+
+
+class WelcomeEmail(BaseModel):
+    email: str
+    name: str
+
+
+@task("send-welcome-email")
+async def send_welcome_email(payload: WelcomeEmail, context: TaskContext) -> None:
+    """Idempotent as a real one must be: a provider call keyed by
+    `context.task_name` (most providers accept an idempotency key) sends once
+    even when Cloud Tasks delivers twice."""
+    logger.info(
+        "Sent welcome email",
+        extra={
+            "task": "send-welcome-email",
+            "task_name": context.task_name,
+            "attempt": context.retry_count + 1,
+            "recipient_name": payload.name,
+        },
+    )
+
+
+@router.post(
+    "/signups",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Could not queue the work"}},
+)
+async def create_signup(signup: Signup) -> SignupAccepted:
+    try:
+        queued = await send_welcome_email.defer(
+            WelcomeEmail(email=signup.email, name=signup.name),
+            dedup_key=signup.email.lower(),
+        )
+    except EnqueueError:
+        logger.exception("Could not queue the welcome email")
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "could not queue the work; try again"
+        ) from None
+    return SignupAccepted(status="already_queued" if queued.already_queued else "queued")

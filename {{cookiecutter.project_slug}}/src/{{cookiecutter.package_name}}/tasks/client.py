@@ -1,0 +1,178 @@
+"""Enqueueing through the official `CloudTasksAsyncClient`.
+
+One client per process, created on first use (or warmed up right after
+startup, off the request path) and closed when the app shuts down. The Cloud
+Tasks library is imported only then: it costs a few hundred milliseconds that
+a cold start should not pay before serving its first request.
+"""
+
+import asyncio
+import hashlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..settings import Settings
+from .registry import Enqueued
+
+if TYPE_CHECKING:
+    from google.cloud.tasks_v2 import CloudTasksAsyncClient
+
+logger = logging.getLogger(__name__)
+
+PUSH_PATH = "/_tasks"
+
+
+class EnqueueError(RuntimeError):
+    """A task could not be enqueued; the message names the task and the queue."""
+
+
+class TaskQueue:
+    """The service's queue: where `.defer()` sends its tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = (
+            f"projects/{settings.gcp_project}/locations/{settings.queue_location}"
+            f"/queues/{settings.tasks_queue}"
+        )
+        self._client: CloudTasksAsyncClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> "CloudTasksAsyncClient":
+        async with self._lock:
+            if self._client is None:
+                # The import is slow and blocking: keep it off the event loop.
+                await asyncio.to_thread(importlib.import_module, "google.cloud.tasks_v2")
+                from google.auth.exceptions import GoogleAuthError
+
+                try:
+                    self._client = _new_client(self.settings)
+                except GoogleAuthError as error:
+                    raise EnqueueError(
+                        f"No Google credentials to enqueue on {self.path}: on Cloud Run the "
+                        "service account provides them; elsewhere run `gcloud auth "
+                        "application-default login` or set CLOUD_TASKS_EMULATOR_HOST."
+                    ) from error
+            return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.transport.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
+    def target_url(self, task_name: str) -> str:
+        return f"{self.settings.service_url.rstrip('/')}{PUSH_PATH}/{task_name}"
+
+    def task_id(self, task_name: str, dedup_key: str) -> str:
+        """A valid task ID for a dedup key. Hashed first: Cloud Tasks spreads load
+        by name, and sequential names make hot spots
+        (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#task)."""
+        digest = hashlib.sha256(f"{task_name}\0{dedup_key}".encode()).hexdigest()
+        return f"{digest[:32]}-{task_name}"[:500]
+
+    async def enqueue(
+        self,
+        task_name: str,
+        body: bytes,
+        *,
+        delay: timedelta | None = None,
+        dedup_key: str | None = None,
+    ) -> Enqueued:
+        from google.api_core import exceptions, retry_async
+        from google.cloud import tasks_v2
+
+        settings = self.settings
+        task = tasks_v2.Task(
+            http_request=tasks_v2.HttpRequest(
+                url=self.target_url(task_name),
+                http_method=tasks_v2.HttpMethod.POST,
+                headers={"Content-Type": "application/json"},
+                body=body,
+                oidc_token=tasks_v2.OidcToken(
+                    service_account_email=settings.invoker_email,
+                    audience=settings.oidc_audience,
+                ),
+            )
+        )
+        if dedup_key is not None:
+            task.name = f"{self.path}/tasks/{self.task_id(task_name, dedup_key)}"
+        if delay:
+            task.schedule_time = datetime.now(UTC) + delay
+        # Transient failures are retried with backoff; a retry after a lost
+        # response may meet ALREADY_EXISTS for the task the first try created.
+        policy = retry_async.AsyncRetry(
+            predicate=retry_async.if_exception_type(
+                exceptions.ServiceUnavailable, exceptions.DeadlineExceeded
+            ),
+            initial=0.1,
+            maximum=5.0,
+            multiplier=2.0,
+            timeout=settings.tasks_enqueue_timeout_seconds,
+        )
+        client = await self.client()
+        try:
+            created = await client.create_task(
+                parent=self.path, task=task, retry=policy, timeout=10.0
+            )
+        except exceptions.AlreadyExists:
+            logger.info("Task %s is already queued", task.name, extra={"task": task_name})
+            return Enqueued(name=task.name, already_queued=True)
+        except (exceptions.GoogleAPICallError, exceptions.RetryError) as error:
+            raise EnqueueError(
+                f"Could not enqueue task {task_name!r} on queue {self.path}: {error}"
+            ) from error
+        return Enqueued(name=created.name)
+
+
+def _new_client(settings: Settings) -> "CloudTasksAsyncClient":
+    """The official client; an insecure channel to the emulator host if one is set."""
+    from google.cloud.tasks_v2 import CloudTasksAsyncClient
+
+    if not settings.cloud_tasks_emulator_host:
+        return CloudTasksAsyncClient()
+    import grpc
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import (
+        CloudTasksGrpcAsyncIOTransport,
+    )
+
+    channel = grpc.aio.insecure_channel(settings.cloud_tasks_emulator_host)
+    return CloudTasksAsyncClient(transport=CloudTasksGrpcAsyncIOTransport(channel=channel))
+
+
+_current: TaskQueue | None = None
+
+
+def current_queue() -> TaskQueue:
+    if _current is None:
+        raise RuntimeError("Cloud Tasks is not set up: the app's lifespan opens the queue")
+    return _current
+
+
+async def _warm_up(queue: TaskQueue) -> None:
+    try:
+        await queue.client()
+    except EnqueueError as error:
+        logger.warning("Cloud Tasks client not ready: %s", error)
+
+
+@asynccontextmanager
+async def task_queue(settings: Settings) -> AsyncIterator[TaskQueue]:
+    """Open the process's queue for the app's lifetime; close its client after."""
+    global _current
+    queue = TaskQueue(settings)
+    _current = queue
+    # Create the client now, in the background, so the first `.defer()` is fast
+    # and startup does not wait for it.
+    warm_up = asyncio.create_task(_warm_up(queue))
+    try:
+        yield queue
+    finally:
+        if not warm_up.done():
+            warm_up.cancel()
+        await asyncio.gather(warm_up, return_exceptions=True)
+        await queue.close()
+        _current = None

@@ -1,0 +1,101 @@
+"""Named, typed task handlers and `.defer()`.
+
+A task is an async function taking a Pydantic payload and a `TaskContext`.
+Handlers must be idempotent: Cloud Tasks delivers at least once, and retries
+a delivery whose response was lost.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Generic, TypeVar, cast, get_type_hints
+
+from pydantic import BaseModel
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What Cloud Tasks says about this delivery (its `X-CloudTasks-*` headers).
+
+    `retry_count` counts earlier attempts, `execution_count` earlier attempts
+    that reached a handler: use them, with `task_name`, to stay idempotent.
+    """
+
+    task_name: str
+    queue_name: str
+    retry_count: int
+    execution_count: int
+    eta: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The result of `.defer()`: the task's full name, and whether a task with
+    the same dedup key was already queued (then nothing new was enqueued)."""
+
+    name: str
+    already_queued: bool = False
+
+
+Handler = Callable[[P, TaskContext], Awaitable[None]]
+
+
+class Task(Generic[P]):
+    """A registered handler; `defer()` enqueues a call to it."""
+
+    def __init__(self, name: str, payload_type: type[P], handler: Handler[P]) -> None:
+        self.name = name
+        self.payload_type = payload_type
+        self.handler = handler
+
+    async def __call__(self, payload: P, context: TaskContext) -> None:
+        await self.handler(payload, context)
+
+    async def defer(
+        self,
+        payload: P,
+        *,
+        delay: timedelta | None = None,
+        dedup_key: str | None = None,
+    ) -> Enqueued:
+        """Enqueue this task with `payload`, to run after `delay`.
+
+        Tasks with the same `dedup_key` run once (Cloud Tasks refuses a second
+        task of the same name for about an hour after the first).
+        """
+        from .client import current_queue  # here: the client module imports this one
+
+        body = payload.model_dump_json().encode()
+        return await current_queue().enqueue(self.name, body, delay=delay, dedup_key=dedup_key)
+
+
+_tasks: dict[str, Task[BaseModel]] = {}
+
+
+def task(name: str) -> Callable[[Handler[P]], Task[P]]:
+    """Register an async handler under `name` (its URL: `/_tasks/<name>`).
+
+    The payload type is read from the handler's first parameter annotation.
+    """
+
+    def register(handler: Handler[P]) -> Task[P]:
+        hints = [value for key, value in get_type_hints(handler).items() if key != "return"]
+        payload_type = hints[0] if hints else None
+        if not (isinstance(payload_type, type) and issubclass(payload_type, BaseModel)):
+            raise TypeError(f"task {name!r}: annotate the payload as a Pydantic model")
+        if name in _tasks:
+            raise ValueError(f"task {name!r} is registered twice")
+        registered: Task[P] = Task(name, cast("type[P]", payload_type), handler)
+        _tasks[name] = registered  # type: ignore[assignment]
+        return registered
+
+    return register
+
+
+def registered(name: str) -> Task[BaseModel] | None:
+    return _tasks.get(name)
