@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo bench-secrets
+.PHONY: help install test lint relock requirements demo bench-secrets bench-tasks
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -29,3 +29,7 @@ requirements: ## Re-pin requirements-test.txt from pyproject.toml
 
 bench-secrets: ## Secret loading: ours vs pydantic-settings' built-in source
 	$(PYTHON) bench/bench_secrets.py
+
+bench-tasks: ## Enqueue throughput: one reused client vs a client per call
+	$(PYTHON) bench/bench_tasks.py
+	$(PYTHON) bench/bench_tasks.py --latency 0.02 --runs 3
