@@ -20,7 +20,24 @@ import pytest
 from pytest_cookies.plugin import Cookies
 from uv import find_uv_bin
 
+from .combinations import IDS, SUPPORTED_COMBINATIONS
+
 TEMPLATE = Path(__file__).resolve().parent.parent
+
+# Figures measured along the way (build times, image sizes), printed at the end.
+_FIGURES: list[tuple[str, str]] = []
+
+
+def record_figure(name: str, value: str) -> None:
+    _FIGURES.append((name, value))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for name, value in _FIGURES:
+            terminalreporter.write_line(f"{name}: {value}")
+
 
 Answers = Mapping[str, Any]
 
@@ -80,6 +97,13 @@ def dependency_key(project: Path) -> str:
     blocks = re.split(r"\n\n(?=\[\[package\]\]\n)", lock)
     third_party = [b for b in blocks if 'source = { editable = "." }' not in b]
     return hashlib.sha256("\n\n".join(third_party).encode()).hexdigest()[:16]
+
+
+@pytest.fixture(params=SUPPORTED_COMBINATIONS, ids=IDS)
+def project(request: pytest.FixtureRequest, render: Callable[[Answers], Render]) -> Render:
+    """Each supported combination of answers, rendered (once per session)."""
+    answers: dict[str, Any] = request.param
+    return render(answers)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,21 @@
+"""The supported combinations of answers: every row is rendered, linted,
+type-checked and tested in CI. A new switch adds rows here."""
+
+from typing import Any
+
+# What each supported render answers differently from the defaults.
+SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
+    {},
+    {"use_secret_manager": False},
+    {"use_cloud_tasks": False},
+    {"use_secret_manager": False, "use_cloud_tasks": False},
+    {"python_version": "3.11"},
+    {"project_name": "Billing API", "package_name": "billing", "gcp_region": "us-central1"},
+]
+
+IDS = [
+    ",".join(f"{k}={v}" for k, v in answers.items()) or "defaults"
+    for answers in SUPPORTED_COMBINATIONS
+]
+
+PYTHON_VERSIONS = ["3.14", "3.13", "3.12", "3.11"]

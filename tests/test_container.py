@@ -1,0 +1,154 @@
+"""The rendered default project's image, really built and run.
+
+See tests/containers.py for how this works without a Docker engine or a
+registry. Skipped, with the reason, where the machine cannot build images; CI
+sets REQUIRE_CONTAINER_TESTS=1 so that there a missing tool fails instead.
+"""
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import TEMPLATE, Answers, Render, record_figure
+from .containers import Containers, missing_tools, prepare_base_images
+from .test_dev import free_port
+
+TAG = "localhost/rendered-service:test"
+DEPENDENCY_STEP = "RUN uv sync --locked --no-dev --no-install-project"
+
+
+@pytest.fixture(scope="session")
+def containers(tmp_path_factory: pytest.TempPathFactory) -> Containers:
+    if missing := missing_tools():
+        reason = f"cannot build images here: missing {', '.join(missing)}"
+        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Containers(tmp_path_factory.mktemp("containers"))
+
+
+@pytest.fixture(scope="session")
+def image_context(
+    render: Callable[[Answers], Render], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the default render, with what must never reach the image
+    planted where a careless build context would take it."""
+    copy = tmp_path_factory.mktemp("image-context") / "service"
+    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv"))
+    (copy / ".env").write_text("API_KEY=do-not-ship\n")
+    (copy / ".git").mkdir(exist_ok=True)
+    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return copy
+
+
+@pytest.fixture(scope="session")
+def image(containers: Containers, image_context: Path) -> str:
+    started = time.monotonic()
+    prepare_base_images(containers, image_context / "Dockerfile")
+    record_figure("container: base images ready", f"{time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    containers.build(image_context, TAG)
+    record_figure("container: image build", f"{time.monotonic() - started:.0f} s")
+    return TAG
+
+
+@pytest.fixture
+def running(containers: Containers, image: str) -> Iterator[tuple[str, str]]:
+    """The image running read-only, as Cloud Run would run it: (container, url)."""
+    port = free_port()
+    name = f"service-{port}"
+    containers.run(
+        "podman", "run", "-d", "--name", name, "--runtime", "runc", "--network", "host",
+        "--read-only", "-e", f"PORT={port}", image,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield name, url
+    finally:
+        containers.run("podman", "rm", "-f", name, check=False)
+
+
+def test_image_serves_as_an_unprivileged_user_on_a_read_only_root(
+    containers: Containers, running: tuple[str, str]
+) -> None:
+    name, url = running
+    response = httpx.get(f"{url}/healthz", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    top = containers.run("podman", "top", name, "user", "args").stdout.splitlines()
+    (server,) = [line for line in top[1:] if "python" in line]
+    assert server.split()[0] == "10001", top
+    inspect = json.loads(containers.run("podman", "inspect", name).stdout)[0]
+    assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_sigterm_stops_the_server_cleanly_within_ten_seconds(
+    containers: Containers, running: tuple[str, str]
+) -> None:
+    name, _ = running
+    started = time.monotonic()
+    containers.run("podman", "stop", "--time", "10", name)
+    elapsed = time.monotonic() - started
+    code = containers.run("podman", "inspect", "--format", "{{.State.ExitCode}}", name)
+    assert code.stdout.strip() == "0"
+    assert elapsed < 10, "podman had to kill the server"
+    logs = containers.run("podman", "logs", name)
+    assert "Application shutdown complete" in logs.stdout + logs.stderr
+
+
+def test_nothing_private_or_test_only_is_in_the_image(containers: Containers, image: str) -> None:
+    find = containers.run(
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
+        image, "sh", "-c",
+        "find / -xdev \\( -name '.env*' -o -name '.git' -o -path '*/tests/fakes*' "
+        "-o -path '*/site-packages/tests*' -o -name uv.lock -o -name pyproject.toml \\) -print; "
+        "ls /src 2>&1; command -v uv gcc cc || true",
+    )  # fmt: skip
+    lines = [line for line in find.stdout.splitlines() if line]
+    assert lines == ["ls: cannot access '/src': No such file or directory"], lines
+
+
+def test_a_code_change_reuses_the_dependency_layer(
+    containers: Containers, image: str, image_context: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "changed"
+    shutil.copytree(image_context, changed)
+    main = next(changed.glob("src/*/main.py"))
+    main.write_text(main.read_text() + "\n# a code change\n")
+
+    output = containers.build(changed, "localhost/rendered-service:changed")
+
+    after_step = output.split(DEPENDENCY_STEP, 1)[1].splitlines()
+    assert any("Using cache" in line for line in after_step[:3]), output
+
+
+def test_image_size_is_recorded(containers: Containers, image: str) -> None:
+    total = containers.image_size(image)
+    layers = containers.layers(image)
+    venv = [
+        size for size, created_by in layers if "/opt/venv" in created_by and "COPY" in created_by
+    ]
+    assert venv, layers
+    base = containers.image_size("docker.io/library/python:3.14-slim")
+    figures = {"image_bytes": total, "dependency_layer_bytes": venv[0], "base_bytes": base}
+    record_figure(
+        "container: image size", f"{total / 1e6:.0f} MB (stand-in base {base / 1e6:.0f} MB)"
+    )
+    record_figure("container: virtualenv layer", f"{venv[0] / 1e6:.0f} MB")
+    results = TEMPLATE / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "container-test.json").write_text(json.dumps(figures, indent=2) + "\n")
+    assert 0 < venv[0] < total
