@@ -8,9 +8,12 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 # What each optional feature owns, as paths relative to the project root
 # (`{package}` stands for the package name). A path is kept when at least one
@@ -64,10 +67,167 @@ def sort_lock_packages(lock_text: str) -> str:
     return "\n\n".join([header, *sorted(blocks, key=name)]) + "\n"
 
 
+class RenderError(Exception):
+    """The rendered project is broken; the message names the file."""
+
+
+_TEXT_SUFFIXES = frozenset(
+    {".py", ".toml", ".lock", ".md", ".yaml", ".yml", ".json", ".cfg", ".txt", ".tf", ".ini"}
+)
+_TEXT_NAMES = frozenset({"Makefile", "Dockerfile", ".dockerignore", ".gitignore", ".env.example"})
+# Spelled in halves: cookiecutter renders this file and must not see a tag here.
+_MARKERS = ("{" + "{", "{" + "%", "cookiecutter.")
+
+
+def text_files(project: Path) -> Iterator[Path]:
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and (path.suffix in _TEXT_SUFFIXES or path.name in _TEXT_NAMES):
+            yield path
+
+
+def check_no_template_left(project: Path) -> list[str]:
+    errors = []
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if any(marker in str(relative) for marker in _MARKERS[:2]):
+            errors.append(f"{relative}: unrendered template tag in the file name")
+    for path in text_files(project):
+        text = path.read_text(errors="replace")
+        for marker in _MARKERS:
+            if marker in text:
+                line = text[: text.index(marker)].count("\n") + 1
+                errors.append(f"{path.relative_to(project)}:{line}: {marker!r} survived rendering")
+                break
+    return errors
+
+
+def check_files_parse(project: Path) -> list[str]:
+    """Python compiles; TOML, YAML and JSON parse."""
+    errors = []
+    for path in text_files(project):
+        relative = path.relative_to(project)
+        text = path.read_text(errors="replace")
+        try:
+            if path.suffix == ".py":
+                compile(text, str(relative), "exec", dont_inherit=True)
+            elif path.suffix in {".toml", ".lock"}:
+                tomllib.loads(text)
+            elif path.suffix in {".yaml", ".yml"}:
+                list(yaml.safe_load_all(text))
+            elif path.suffix == ".json":
+                json.loads(text)
+        except (SyntaxError, ValueError, yaml.YAMLError) as error:
+            errors.append(f"{relative}: does not parse: {str(error).splitlines()[0]}")
+    return errors
+
+
+def _normalized_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+Requirement = tuple[str, frozenset[str], tuple[str, ...], str]
+
+
+def _requirement(text: str) -> Requirement:
+    """`name[extras]specifier; marker` as uv records it in its lock file."""
+    spec, _, marker = text.partition(";")
+    match = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?\s*(.*)", spec)
+    if not match:
+        raise ValueError(f"cannot read requirement {text!r}")
+    name, extras, specifier = match.groups()
+    return (
+        _normalized_name(name),
+        frozenset(e.strip() for e in (extras or "").split(",") if e.strip()),
+        tuple(sorted(p.replace(" ", "") for p in specifier.split(",") if p.strip())),
+        marker.strip().replace('"', "'"),
+    )
+
+
+def _locked_requirement(entry: Mapping[str, Any]) -> Requirement:
+    specifier = str(entry.get("specifier", ""))
+    return (
+        _normalized_name(str(entry["name"])),
+        frozenset(entry.get("extras", [])),
+        tuple(sorted(p.replace(" ", "") for p in specifier.split(",") if p.strip())),
+        str(entry.get("marker", "")).replace('"', "'"),
+    )
+
+
+def check_lock_matches_pyproject(project: Path) -> list[str]:
+    """What `uv sync --locked` would check first, without the network: the lock
+    records exactly the dependencies and groups that pyproject.toml declares."""
+    try:
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+        lock = tomllib.loads((project / "uv.lock").read_text())
+    except (OSError, ValueError) as error:
+        return [f"pyproject.toml or uv.lock: cannot be read: {error}"]
+    name = _normalized_name(pyproject["project"]["name"])
+    roots = [p for p in lock.get("package", []) if p.get("name") == name]
+    if len(roots) != 1:
+        return [f"uv.lock: has no entry for the project {name!r}"]
+    metadata = roots[0].get("metadata", {})
+    declared = {_requirement(r) for r in pyproject["project"].get("dependencies", [])}
+    locked = {_locked_requirement(r) for r in metadata.get("requires-dist", [])}
+    errors = []
+    if declared != locked:
+        errors.append(
+            "uv.lock: its dependencies differ from pyproject.toml's "
+            f"(only in pyproject.toml: {sorted(d[0] for d in declared - locked)}, "
+            f"only in uv.lock: {sorted(d[0] for d in locked - declared)})"
+        )
+    groups = pyproject.get("dependency-groups", {})
+    locked_groups = metadata.get("requires-dev", {})
+    for group in sorted(set(groups) | set(locked_groups)):
+        wanted = {_requirement(r) for r in groups.get(group, [])}
+        have = {_locked_requirement(r) for r in locked_groups.get(group, [])}
+        if wanted != have:
+            errors.append(f"uv.lock: dependency group {group!r} differs from pyproject.toml's")
+    if lock.get("requires-python") != pyproject["project"].get("requires-python"):
+        errors.append("uv.lock: requires-python differs from pyproject.toml's")
+    return errors
+
+
+def check_feature_files(project: Path, context: Mapping[str, Any]) -> list[str]:
+    """Every path an enabled feature owns is there."""
+    package = str(context["package_name"])
+    return [
+        f"{path.format(package=package)}: missing, but {' or '.join(sorted(switches))} is on"
+        for path, switches in FEATURE_MANIFEST.items()
+        if any(context.get(switch) is True for switch in switches)
+        and not (project / path.format(package=package)).exists()
+    ]
+
+
+def validate(project: Path, context: Mapping[str, Any]) -> list[str]:
+    return [
+        *check_no_template_left(project),
+        *check_files_parse(project),
+        *check_lock_matches_pyproject(project),
+        *check_feature_files(project, context),
+    ]
+
+
+def next_steps(project: Path, context: Mapping[str, Any]) -> str:
+    return (
+        f"\nRendered {context['project_name']} in {project}.\n"
+        f"  cd {project.name}\n"
+        "  make dev      # run it locally on http://127.0.0.1:8080 (no Google Cloud account)\n"
+        "  make test     # its tests; make lint for ruff and mypy --strict\n"
+        "  git init && git add -A && git commit -m 'Start from the template'\n"
+        "Deploying: see the Deploy section of README.md.\n"
+    )
+
+
 def main(project: Path, context: Mapping[str, Any]) -> int:
     remove_disabled_features(project, context)
     lock = project / "uv.lock"
     lock.write_text(sort_lock_packages(lock.read_text()))
+    if errors := validate(project, context):
+        print("The rendered project is broken (a template bug, please report it):", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    print(next_steps(project, context))
     return 0
 
 

@@ -1,0 +1,227 @@
+"""Pre-generation hook: refuse answers that would render a broken service.
+
+Every answer is checked by a small function that returns the problem in one
+sentence (naming the answer, showing the value, saying what is allowed), or
+None. All problems are reported together, and the hook exits non-zero before
+cookiecutter writes a file; cookiecutter then removes the project directory it
+created (a directory that existed before, with `--overwrite-if-exists`, is
+left as it was).
+"""
+
+import json
+import keyword
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# Regions where Cloud Run services can run
+# (https://cloud.google.com/run/docs/locations). Keep this the only list.
+CLOUD_RUN_REGIONS = frozenset(
+    {
+        "africa-south1",
+        "asia-east1",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast2",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-south2",
+        "asia-southeast1",
+        "asia-southeast2",
+        "australia-southeast1",
+        "australia-southeast2",
+        "europe-central2",
+        "europe-north1",
+        "europe-north2",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "europe-west8",
+        "europe-west9",
+        "europe-west10",
+        "europe-west12",
+        "me-central1",
+        "me-central2",
+        "me-west1",
+        "northamerica-northeast1",
+        "northamerica-northeast2",
+        "northamerica-south1",
+        "southamerica-east1",
+        "southamerica-west1",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+    }
+)
+
+# Top-level modules the rendered service, its tests and its tools import (and
+# Python's own `test` package, which sys.stdlib_module_names leaves out): a
+# package of the same name would shadow them.
+DEPENDENCY_MODULES = frozenset(
+    {
+        "annotated_types", "anyio", "certifi", "conftest", "cryptography", "fastapi", "google",
+        "grpc", "test",
+        "h11", "httpcore", "httptools", "httpx", "idna", "mypy", "proto", "pydantic",
+        "pydantic_core", "pydantic_settings", "pytest", "requests", "ruff", "scripts", "sniffio",
+        "src", "starlette", "tests", "typing_extensions", "urllib3", "uv", "uvicorn", "uvloop",
+        "watchfiles",
+    }
+)  # fmt: skip
+
+PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
+PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
+SWITCHES = ("use_secret_manager", "use_cloud_tasks")
+MAX_INSTANCES_LIMIT = 1000  # Cloud Run's ceiling for max instances per service
+# Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
+# (Written so that cookiecutter, which renders this file, sees no template tag in it.)
+_UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]|[\x00-\x1f\x7f]')
+
+Problem = str | None
+
+
+def check_project_slug(value: Any) -> Problem:
+    slug = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
+    if isinstance(value, str) and re.fullmatch(slug, value) and len(value) <= 63:
+        return None
+    return (
+        f"project_slug {value!r} is not allowed: use 1 to 63 lowercase letters, digits and "
+        "single hyphens, starting with a letter and not ending with a hyphen (e.g. my-service)"
+    )
+
+
+def check_package_name(value: Any) -> Problem:
+    allowed = (
+        "use a lowercase Python identifier that is not a keyword, a standard-library module "
+        "or a module the service depends on (e.g. my_service)"
+    )
+    if not isinstance(value, str) or not value.isidentifier() or not value.isascii():
+        return f"package_name {value!r} is not a Python identifier: {allowed}"
+    if value != value.lower():
+        return f"package_name {value!r} is not lowercase: {allowed}"
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return f"package_name {value!r} is a Python keyword: {allowed}"
+    if value in sys.stdlib_module_names:
+        return f"package_name {value!r} shadows the standard-library module {value!r}: {allowed}"
+    if value in DEPENDENCY_MODULES:
+        return f"package_name {value!r} shadows the module {value!r} of the toolchain: {allowed}"
+    if value.startswith("_"):
+        return f"package_name {value!r} starts with an underscore: {allowed}"
+    return None
+
+
+def check_service_name(value: Any) -> Problem:
+    # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services
+    if isinstance(value, str) and re.fullmatch(r"[a-z]([a-z0-9-]{0,47}[a-z0-9])?", value):
+        return None
+    return (
+        f"service_name {value!r} is not a valid Cloud Run service name: use up to 49 lowercase "
+        "letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+    )
+
+
+def check_gcp_project_id(value: Any) -> Problem:
+    # https://cloud.google.com/resource-manager/docs/creating-managing-projects
+    if isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
+        return None
+    return (
+        f"gcp_project_id {value!r} is not a Google Cloud project ID: use 6 to 30 lowercase "
+        "letters, digits and hyphens, starting with a letter and not ending with a hyphen, "
+        f"or keep {PLACEHOLDER_PROJECT_ID!r} to fill it in later"
+    )
+
+
+def check_gcp_region(value: Any) -> Problem:
+    if value in CLOUD_RUN_REGIONS:
+        return None
+    close = sorted(r for r in CLOUD_RUN_REGIONS if str(value)[:6] and r.startswith(str(value)[:6]))
+    hint = f" (did you mean one of {', '.join(close)}?)" if close else ""
+    return (
+        f"gcp_region {value!r} is not a region where Cloud Run runs{hint}; see "
+        "https://cloud.google.com/run/docs/locations (default: europe-west3, Frankfurt)"
+    )
+
+
+def check_python_version(value: Any) -> Problem:
+    if value in PYTHON_VERSIONS:
+        return None
+    return f"python_version {value!r} is not supported: choose one of {', '.join(PYTHON_VERSIONS)}"
+
+
+def _instances(value: Any) -> int | None:
+    text = str(value).strip()
+    return int(text) if text.isdigit() else None
+
+
+def check_instances(min_value: Any, max_value: Any) -> Problem:
+    low, high = _instances(min_value), _instances(max_value)
+    if low is None:
+        return f"min_instances {min_value!r} is not a whole number of 0 or more"
+    if high is None or not 1 <= high <= MAX_INSTANCES_LIMIT:
+        return f"max_instances {max_value!r} is not a whole number from 1 to {MAX_INSTANCES_LIMIT}"
+    if low > high:
+        return f"min_instances {low} is greater than max_instances {high}: min must be <= max"
+    return None
+
+
+def check_switch(name: str, value: Any) -> Problem:
+    if isinstance(value, bool):
+        return None
+    return f"{name} {value!r} is not yes or no (true or false)"
+
+
+def check_text(name: str, value: Any, max_length: int = 200) -> Problem:
+    if not isinstance(value, str) or not value.strip():
+        return f"{name} {value!r} is empty: write a short line of text"
+    if len(value) > max_length:
+        return f"{name} is {len(value)} characters long: keep it to {max_length}"
+    if match := _UNSAFE_TEXT.search(value):
+        return (
+            f"{name} {value!r} contains {match.group()!r}: plain text only, without quotes, "
+            "backslashes, backticks, template markers or control characters"
+        )
+    return None
+
+
+CHECKS: tuple[Callable[[Mapping[str, Any]], Problem], ...] = (
+    lambda c: check_text("project_name", c.get("project_name"), max_length=80),
+    lambda c: check_project_slug(c.get("project_slug")),
+    lambda c: check_package_name(c.get("package_name")),
+    lambda c: check_text("description", c.get("description")),
+    lambda c: check_text("author", c.get("author"), max_length=120),
+    lambda c: check_gcp_project_id(c.get("gcp_project_id")),
+    lambda c: check_gcp_region(c.get("gcp_region")),
+    lambda c: check_service_name(c.get("service_name")),
+    lambda c: check_python_version(c.get("python_version")),
+    *(lambda c, s=switch: check_switch(s, c.get(s)) for switch in SWITCHES),
+    lambda c: check_instances(c.get("min_instances"), c.get("max_instances")),
+)
+
+
+def problems(context: Mapping[str, Any]) -> list[str]:
+    """Every problem with the answers, in question order."""
+    return [problem for check in CHECKS if (problem := check(context)) is not None]
+
+
+def main(context: Mapping[str, Any]) -> int:
+    found = problems(context)
+    if not found:
+        return 0
+    print("Cannot render the service; please fix these answers:", file=sys.stderr)
+    for problem in found:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    # cookiecutter renders this file before running it: the answers arrive as JSON.
+    sys.exit(main(json.loads(r"""{{ cookiecutter | jsonify }}""")))

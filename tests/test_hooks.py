@@ -1,0 +1,312 @@
+"""The generation hooks: bad answers are refused with a clear message and
+nothing is written; a broken render is caught, naming the file."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+from .conftest import TEMPLATE, Answers, Render, record_figure
+
+
+def load_hook(name: str) -> ModuleType:
+    """A hook file as a module, the way cookiecutter-django tests its hooks."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+
+def run_cookiecutter(output: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The cookiecutter command line, as a user runs it (with a private config,
+    so replay files stay out of the home directory)."""
+    config = output.parent / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {output.parent / 'replay'}\n")
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(config)]
+    return subprocess.run(
+        [*command, str(TEMPLATE), "-o", str(output), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# (answers, a part of the message that must explain the refusal)
+BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
+    ({"project_slug": "My_Service"}, "project_slug 'My_Service' is not allowed"),
+    ({"project_slug": "service-"}, "not ending with a hyphen"),
+    ({"project_slug": "a--b"}, "single hyphens"),
+    ({"package_name": "2fast"}, "package_name '2fast' is not a Python identifier"),
+    ({"package_name": "MyService"}, "package_name 'MyService' is not lowercase"),
+    ({"package_name": "class"}, "package_name 'class' is a Python keyword"),
+    ({"package_name": "logging"}, "shadows the standard-library module 'logging'"),
+    ({"package_name": "test"}, "shadows the module 'test' of the toolchain"),
+    ({"package_name": "fastapi"}, "shadows the module 'fastapi' of the toolchain"),
+    ({"package_name": "google"}, "shadows the module 'google' of the toolchain"),
+    ({"package_name": "tests"}, "shadows the module 'tests' of the toolchain"),
+    ({"service_name": "Billing"}, "service_name 'Billing' is not a valid Cloud Run service name"),
+    ({"service_name": "9lives"}, "starting with a letter"),
+    ({"service_name": "s" * 50}, "up to 49 lowercase letters"),
+    ({"gcp_project_id": "short"}, "gcp_project_id 'short' is not a Google Cloud project ID"),
+    ({"gcp_project_id": "Upper-Case-Project"}, "6 to 30 lowercase letters"),
+    ({"gcp_project_id": "trailing-hyphen-"}, "not ending with a hyphen"),
+    ({"gcp_region": "europe-west7"}, "gcp_region 'europe-west7' is not a region where Cloud Run"),
+    ({"gcp_region": "mars-north1"}, "https://cloud.google.com/run/docs/locations"),
+    ({"min_instances": "-1"}, "min_instances '-1' is not a whole number of 0 or more"),
+    ({"min_instances": "two"}, "min_instances 'two' is not a whole number"),
+    ({"max_instances": "0"}, "max_instances '0' is not a whole number from 1 to 1000"),
+    ({"max_instances": "1.5"}, "max_instances '1.5' is not a whole number"),
+    ({"min_instances": "5", "max_instances": "2"}, "min_instances 5 is greater than max"),
+    ({"description": 'It says "hi"'}, "description 'It says \"hi\"' contains '\"'"),
+    # cookiecutter renders answers itself; this one renders to a literal "{{ x".
+    ({"description": "{{ '{{' }} x"}, "contains '{{': plain text only"),
+    ({"author": "Back\\slash"}, "author 'Back\\\\slash' contains '\\\\'"),
+    ({"project_name": "x" * 81}, "project_name is 81 characters long"),
+]
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"), BAD_ANSWERS, ids=[str(answers) for answers, _ in BAD_ANSWERS]
+)
+def test_bad_answer_is_refused_and_nothing_is_written(
+    answers: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+
+    result = run_cookiecutter(output, *(f"{k}={v}" for k, v in answers.items()))
+
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Cannot render the service" in result.stderr
+    assert list(output.iterdir()) == []
+
+
+def test_a_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
+    result = run_cookiecutter(tmp_path, "python_version=3.9")
+    assert result.returncode != 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    context = {**default_context(), "package_name": "json", "gcp_region": "nowhere"}
+    found = pre_gen.problems(context)
+    assert len(found) == 2
+    assert found[0].startswith("package_name 'json'")
+    assert found[1].startswith("gcp_region 'nowhere'")
+
+
+def test_switches_must_be_booleans() -> None:
+    problems = pre_gen.problems({**default_context(), "use_cloud_tasks": "maybe"})
+    assert problems == ["use_cloud_tasks 'maybe' is not yes or no (true or false)"]
+
+
+def default_context() -> dict[str, Any]:
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(context_file=str(TEMPLATE / "cookiecutter.json"))
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def test_the_defaults_and_the_placeholder_project_are_accepted() -> None:
+    context = default_context()
+    assert context["gcp_project_id"] == pre_gen.PLACEHOLDER_PROJECT_ID
+    assert pre_gen.problems(context) == []
+
+
+@pytest.mark.parametrize("region", sorted(["europe-west3", "us-central1", "asia-northeast1"]))
+def test_common_regions_are_known(region: str) -> None:
+    assert pre_gen.check_gcp_region(region) is None
+
+
+def test_overwrite_with_a_bad_answer_keeps_what_the_user_had(tmp_path: Path) -> None:
+    existing = tmp_path / "my-service"
+    (existing / "src").mkdir(parents=True)
+    (existing / "src" / "handwritten.py").write_text("KEEP = True\n")
+    (existing / "README.md").write_text("my notes\n")
+    before = {p: p.read_bytes() for p in existing.rglob("*") if p.is_file()}
+
+    result = run_cookiecutter(tmp_path, "--overwrite-if-exists", "gcp_region=nowhere-1")
+
+    assert result.returncode != 0
+    assert "gcp_region 'nowhere-1'" in result.stderr
+    after = {p: p.read_bytes() for p in existing.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_replay_renders_the_same_project(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cc'}\n")
+    first = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            output_dir=str(tmp_path / "first"),
+            config_file=str(config),
+            extra_context={"project_name": "Replay Me", "use_cloud_tasks": False},
+        )
+    )
+    again = Path(
+        cookiecutter(
+            str(TEMPLATE), replay=True, output_dir=str(tmp_path / "again"), config_file=str(config)
+        )
+    )
+    assert again.name == first.name == "replay-me"
+    first_files = {p.relative_to(first): p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    again_files = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert again_files == first_files
+    assert not (again / "src" / "replay_me" / "tasks").exists()
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template as it is on disk, committed to a git repository of its own
+    (cruft records the commit it rendered)."""
+    repo = tmp_path_factory.mktemp("template-repo") / "template"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".ci", "__pycache__", "*_cache", "results")
+    shutil.copytree(TEMPLATE, repo, ignore=ignore)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "template"], cwd=repo, check=True)
+    return repo
+
+
+def test_cruft_create_and_check(template_repo: Path, tmp_path: Path) -> None:
+    cruft = [sys.executable, "-m", "cruft"]
+    create = subprocess.run(
+        [*cruft, "create", str(template_repo), "--no-input", "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert create.returncode == 0, create.stdout + create.stderr
+    project = tmp_path / "my-service"
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["template"] == str(template_repo)
+    assert state["context"]["cookiecutter"]["package_name"] == "my_service"
+    check = subprocess.run(
+        [*cruft, "check"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "up to date" in check.stdout
+
+
+# Post-generation validation: each way a render can break is caught by name.
+
+
+@pytest.fixture
+def rendered_copy(render: Callable[[Answers], Render], tmp_path: Path) -> Path:
+    copy = tmp_path / "service"
+    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv", "*_cache"))
+    return copy
+
+
+def context_for(project: Path) -> dict[str, Any]:
+    return {**default_context(), "package_name": "my_service"}
+
+
+def test_a_good_render_validates(rendered_copy: Path) -> None:
+    started = time.perf_counter()
+    errors = post_gen.validate(rendered_copy, context_for(rendered_copy))
+    record_figure("post-generation validation", f"{time.perf_counter() - started:.2f} s")
+    assert errors == []
+
+
+CORRUPTIONS: list[tuple[str, str, str | None, str]] = [
+    # (file, what to append, or None to delete it, expected message)
+    (
+        "src/my_service/main.py",
+        "\nx = '{{ cookiecutter.package_name }}'\n",
+        None,
+        "src/my_service/main.py:",
+    ),
+    ("README.md", "\n{% if oops %}\n", None, "README.md:"),
+    ("src/my_service/logs.py", "\ndef broken(:\n", None, "src/my_service/logs.py: does not parse"),
+    ("pyproject.toml", "\n[project\n", None, "pyproject.toml: does not parse"),
+    ("deploy.yaml", "key: [unclosed\n", None, "deploy.yaml: does not parse"),
+    ("settings.json", "{not json", None, "settings.json: does not parse"),
+    ("src/my_service/secrets.py", "", "delete", "src/my_service/secrets.py: missing"),
+    ("tests/fakes/cloud_tasks.py", "", "delete", "tests/fakes/cloud_tasks.py: missing"),
+]
+
+
+@pytest.mark.parametrize(
+    ("relative", "addition", "action", "message"),
+    CORRUPTIONS,
+    ids=[f"{c[0]}:{'delete' if c[2] else 'corrupt'}" for c in CORRUPTIONS],
+)
+def test_a_broken_render_is_caught_naming_the_file(
+    rendered_copy: Path, relative: str, addition: str, action: str | None, message: str
+) -> None:
+    target = rendered_copy / relative
+    if action == "delete":
+        target.unlink()
+    else:
+        with target.open("a") as file:
+            file.write(addition)
+
+    errors = post_gen.validate(rendered_copy, context_for(rendered_copy))
+
+    assert any(message in error for error in errors), errors
+
+
+def test_a_lock_out_of_step_with_pyproject_is_caught(rendered_copy: Path) -> None:
+    pyproject = rendered_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"fastapi>=', '"rich>=14", "fastapi>='))
+
+    errors = post_gen.validate(rendered_copy, context_for(rendered_copy))
+
+    assert errors == [
+        "uv.lock: its dependencies differ from pyproject.toml's "
+        "(only in pyproject.toml: ['rich'], only in uv.lock: [])"
+    ]
+
+
+def test_a_changed_dependency_group_is_caught(rendered_copy: Path) -> None:
+    pyproject = rendered_copy / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"pytest>=9.2,<10"', '"pytest>=8"'))
+
+    errors = post_gen.validate(rendered_copy, context_for(rendered_copy))
+
+    assert errors == ["uv.lock: dependency group 'dev' differs from pyproject.toml's"]
+
+
+def test_the_hook_fails_loudly_on_a_broken_render(
+    rendered_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (rendered_copy / "pyproject.toml").write_text("[broken\n")
+
+    assert post_gen.main(rendered_copy, context_for(rendered_copy)) == 1
+    assert "pyproject.toml" in capsys.readouterr().err
+
+
+def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None:
+    context = {"package_name": "svc", "use_secret_manager": False, "use_cloud_tasks": True}
+    removed = post_gen.paths_to_remove(context)
+    assert "src/svc/secrets.py" in removed
+    assert "tests/secrets" in removed
+    assert "tests/fakes" not in removed, "Cloud Tasks still needs the fakes"
+    assert not any("tasks" in path for path in removed)
+
+
+def test_next_steps_are_printed(rendered_copy: Path) -> None:
+    steps = post_gen.next_steps(rendered_copy, context_for(rendered_copy))
+    for step in ("cd service", "make dev", "make test", "Deploy"):
+        assert step in steps
