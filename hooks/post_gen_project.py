@@ -17,7 +17,8 @@ import yaml
 
 # What each optional feature owns, as paths relative to the project root
 # (`{package}` stands for the package name). A path is kept when at least one
-# of its switches is on and removed otherwise: features switch by whole files.
+# of its switches is on, and it lies in no removed path; otherwise it is
+# removed: features switch by whole files.
 FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "tests/fakes": frozenset({"use_secret_manager", "use_cloud_tasks"}),
     "src/{package}/secrets.py": frozenset({"use_secret_manager"}),
@@ -27,19 +28,27 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "src/{package}/api/signups.py": frozenset({"use_cloud_tasks"}),
     "tests/fakes/cloud_tasks.py": frozenset({"use_cloud_tasks"}),
     "tests/tasks": frozenset({"use_cloud_tasks"}),
+    "deploy/terraform": frozenset({"use_terraform"}),
+    "deploy/terraform/modules/service/secrets.tf": frozenset({"use_secret_manager"}),
+    "deploy/terraform/modules/service/tasks.tf": frozenset({"use_cloud_tasks"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")
 _NAME = re.compile(r'^name = "([^"]+)"', re.MULTILINE)
 
 
+def wanted(path: str, context: Mapping[str, Any]) -> bool:
+    """Whether a manifest path belongs in this render."""
+    own = any(context.get(switch) is True for switch in FEATURE_MANIFEST[path])
+    parents = [p for p in FEATURE_MANIFEST if p != path and path.startswith(p + "/")]
+    return own and all(wanted(parent, context) for parent in parents)
+
+
 def paths_to_remove(context: Mapping[str, Any]) -> list[str]:
-    """The manifest paths whose switches are all off in `context`."""
+    """The manifest paths this render does not want."""
     package = str(context["package_name"])
     return sorted(
-        path.format(package=package)
-        for path, switches in FEATURE_MANIFEST.items()
-        if not any(context.get(switch) is True for switch in switches)
+        path.format(package=package) for path in FEATURE_MANIFEST if not wanted(path, context)
     )
 
 
@@ -92,7 +101,8 @@ def check_no_template_left(project: Path) -> list[str]:
         if any(marker in str(relative) for marker in _MARKERS[:2]):
             errors.append(f"{relative}: unrendered template tag in the file name")
     for path in text_files(project):
-        text = path.read_text(errors="replace")
+        # A dollar before the braces is a GitHub Actions expression, not a template tag.
+        text = path.read_text(errors="replace").replace("$" + "{" + "{", "$(")
         for marker in _MARKERS:
             if marker in text:
                 line = text[: text.index(marker)].count("\n") + 1
@@ -193,8 +203,7 @@ def check_feature_files(project: Path, context: Mapping[str, Any]) -> list[str]:
     return [
         f"{path.format(package=package)}: missing, but {' or '.join(sorted(switches))} is on"
         for path, switches in FEATURE_MANIFEST.items()
-        if any(context.get(switch) is True for switch in switches)
-        and not (project / path.format(package=package)).exists()
+        if wanted(path, context) and not (project / path.format(package=package)).exists()
     ]
 
 

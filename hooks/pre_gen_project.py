@@ -80,7 +80,7 @@ DEPENDENCY_MODULES = frozenset(
 
 PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
 PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
-SWITCHES = ("use_secret_manager", "use_cloud_tasks")
+SWITCHES = ("use_secret_manager", "use_cloud_tasks", "use_terraform", "public_access")
 MAX_INSTANCES_LIMIT = 1000  # Cloud Run's ceiling for max instances per service
 # Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
 # (Written so that cookiecutter, which renders this file, sees no template tag in it.)
@@ -121,11 +121,13 @@ def check_package_name(value: Any) -> Problem:
 
 def check_service_name(value: Any) -> Problem:
     # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services
-    if isinstance(value, str) and re.fullmatch(r"[a-z]([a-z0-9-]{0,47}[a-z0-9])?", value):
+    # Cloud Run allows 49 characters; each environment appends "-<environment>" (up to 8).
+    if isinstance(value, str) and re.fullmatch(r"[a-z]([a-z0-9-]{0,39}[a-z0-9])?", value):
         return None
     return (
-        f"service_name {value!r} is not a valid Cloud Run service name: use up to 49 lowercase "
-        "letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+        f"service_name {value!r} is not a valid Cloud Run service name: use up to 41 lowercase "
+        "letters, digits and hyphens (Cloud Run allows 49; environments add '-staging'), "
+        "starting with a letter and not ending with a hyphen"
     )
 
 

@@ -9,8 +9,15 @@ SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {"use_secret_manager": False},
     {"use_cloud_tasks": False},
     {"use_secret_manager": False, "use_cloud_tasks": False},
+    {"use_terraform": False},
+    {"use_secret_manager": False, "use_cloud_tasks": False, "use_terraform": False},
     {"python_version": "3.11"},
-    {"project_name": "Billing API", "package_name": "billing", "gcp_region": "us-central1"},
+    {
+        "project_name": "Billing API",
+        "package_name": "billing",
+        "gcp_region": "us-central1",
+        "public_access": True,
+    },
 ]
 
 IDS = [

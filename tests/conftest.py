@@ -9,7 +9,6 @@ cache makes each further environment a matter of seconds.
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,5 +130,15 @@ def rendered_files(project: Path) -> Sequence[Path]:
     return sorted(p for p in project.rglob("*") if p.is_file())
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+@pytest.fixture(scope="session")
+def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """checkov in its own environment: its dependencies clash with the tests'."""
+    venv = tmp_path_factory.mktemp("checkov") / "venv"
+    uv = str(Path(uv_bin_dir()) / "uv")
+    subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+         "--require-hashes", "-r", str(TEMPLATE / "tests" / "requirements-checkov.txt")],
+        check=True,
+    )  # fmt: skip
+    return venv / "bin" / "checkov"

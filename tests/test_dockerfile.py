@@ -12,7 +12,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from .combinations import PYTHON_VERSIONS
-from .conftest import TEMPLATE, Answers, Render, uv_bin_dir
+from .conftest import Answers, Render
 
 # Checks that do not apply to a Cloud Run image, and why. The rendered
 # Dockerfile names them in `checkov:skip` comments too.
@@ -20,20 +20,6 @@ CHECKOV_NOT_APPLICABLE = {
     "CKV_DOCKER_2": "HEALTHCHECK: Cloud Run ignores it and probes /healthz itself",
 }
 BUILD_TOOLS = ("pip", "uv ", "gcc", "cc ", "apt-get", "apk ", "make ")
-
-
-@pytest.fixture(scope="session")
-def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """checkov in its own environment: its dependencies clash with the tests'."""
-    venv = tmp_path_factory.mktemp("checkov") / "venv"
-    uv = str(Path(uv_bin_dir()) / "uv")
-    subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "--require-hashes", "-r", str(TEMPLATE / "tests" / "requirements-checkov.txt")],
-        check=True,
-    )  # fmt: skip
-    return venv / "bin" / "checkov"
 
 
 @pytest.fixture(params=PYTHON_VERSIONS)

@@ -12,6 +12,7 @@ from .conftest import Answers, Render, rendered_files
 FEATURE_TRACES: dict[str, tuple[str, ...]] = {
     "use_secret_manager": ("secretmanager", "secret_manager", "Secret Manager", "SecretManager"),
     "use_cloud_tasks": ("cloud_tasks", "tasks_v2", "Cloud Tasks", "CloudTasks", "/_tasks"),
+    "use_terraform": ("terraform", ".tfvars", "hashicorp"),
 }
 
 

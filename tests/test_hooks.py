@@ -61,7 +61,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"package_name": "tests"}, "shadows the module 'tests' of the toolchain"),
     ({"service_name": "Billing"}, "service_name 'Billing' is not a valid Cloud Run service name"),
     ({"service_name": "9lives"}, "starting with a letter"),
-    ({"service_name": "s" * 50}, "up to 49 lowercase letters"),
+    ({"service_name": "s" * 42}, "up to 41 lowercase letters"),
     ({"gcp_project_id": "short"}, "gcp_project_id 'short' is not a Google Cloud project ID"),
     ({"gcp_project_id": "Upper-Case-Project"}, "6 to 30 lowercase letters"),
     ({"gcp_project_id": "trailing-hyphen-"}, "not ending with a hyphen"),
@@ -298,12 +298,21 @@ def test_the_hook_fails_loudly_on_a_broken_render(
 
 
 def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None:
-    context = {"package_name": "svc", "use_secret_manager": False, "use_cloud_tasks": True}
+    context = {
+        "package_name": "svc",
+        "use_secret_manager": False,
+        "use_cloud_tasks": True,
+        "use_terraform": True,
+    }
     removed = post_gen.paths_to_remove(context)
     assert "src/svc/secrets.py" in removed
     assert "tests/secrets" in removed
+    assert "deploy/terraform/modules/service/secrets.tf" in removed
     assert "tests/fakes" not in removed, "Cloud Tasks still needs the fakes"
     assert not any("tasks" in path for path in removed)
+    without_terraform = post_gen.paths_to_remove({**context, "use_terraform": False})
+    assert "deploy/terraform" in without_terraform
+    assert "deploy/terraform/modules/service/tasks.tf" in without_terraform, "inside a removed path"
 
 
 def test_next_steps_are_printed(rendered_copy: Path) -> None:

@@ -1,0 +1,273 @@
+"""Deployment configuration, checked offline for every supported combination:
+Terraform's structure and least privilege, the settings it gives the service,
+the GitHub workflows, and the Makefile's names.
+
+What cannot be checked here (no Google Cloud, no Terraform registry): that
+`terraform init/validate/plan` succeed and that a deployment works.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+
+from .conftest import Render
+
+MODULE = "deploy/terraform/modules/service"
+ROOT = "deploy/terraform"
+ENVIRONMENTS = ("dev", "staging", "prod")
+CHECKOV_NOT_APPLICABLE = {
+    "CKV_GCP_84": "customer-managed encryption keys are an organisation's choice",
+    "CKV_GCP_125": "the trust condition pins sub to repo:<repository>:environment:<env>, "
+    "variables checkov cannot resolve",
+}
+
+
+def unquote(value: Any) -> Any:
+    """python-hcl2 keeps the quotes of strings and keys; drop them."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, list):
+        return [unquote(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            unquote(k): unquote(v)
+            for k, v in value.items()
+            if k not in {"__is_block__", "__comments__", "__inline_comments__"}
+        }
+    return value
+
+
+def load_hcl(path: Path) -> dict[str, Any]:
+    with path.open() as file:
+        parsed: dict[str, Any] = unquote(hcl2.load(file))
+        return parsed
+
+
+def blocks(directory: Path, kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(type, name, body) of each `resource`/`data` block; (name, "", body) for others."""
+    for path in sorted(directory.glob("*.tf")):
+        for block in load_hcl(path).get(kind, []):
+            for first, inner in block.items():
+                if kind in {"resource", "data"}:
+                    for name, body in inner.items():
+                        yield first, name, body
+                else:
+                    yield first, "", inner
+
+
+def variables(directory: Path) -> dict[str, dict[str, Any]]:
+    return {name: body for name, _, body in blocks(directory, "variable")}
+
+
+def referenced_variables(directory: Path) -> set[str]:
+    text = "\n".join(p.read_text() for p in directory.glob("*.tf"))
+    return set(re.findall(r"\bvar\.([a-z_][a-z0-9_]*)", text))
+
+
+@pytest.fixture
+def terraform(project: Render) -> Path:
+    if not project.context["use_terraform"]:
+        assert not (project.path / "deploy" / "terraform").exists()
+        pytest.skip("Terraform is switched off in this combination (and absent, as checked)")
+    return project.path / ROOT
+
+
+def test_terraform_is_formatted(terraform: Path) -> None:
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed here")
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(terraform)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_every_variable_is_declared_and_passed(terraform: Path) -> None:
+    module_vars = variables(terraform / "modules" / "service")
+    assert referenced_variables(terraform / "modules" / "service") <= set(module_vars)
+    root_vars = variables(terraform)
+    assert referenced_variables(terraform) <= set(root_vars)
+    (call,) = [body for name, _, body in blocks(terraform, "module") if name == "service"]
+    passed = set(call) - {"source"}
+    required = {name for name, body in module_vars.items() if "default" not in body}
+    assert required <= passed, f"not passed to the module: {required - passed}"
+    assert passed <= set(module_vars), f"not declared by the module: {passed - set(module_vars)}"
+    for name, body in module_vars.items():
+        assert body.get("type"), f"variable {name} has no type"
+        assert body.get("description"), f"variable {name} has no description"
+    root_required = {name for name, body in root_vars.items() if "default" not in body}
+    for environment in ENVIRONMENTS:
+        values = load_hcl(terraform / "environments" / f"{environment}.tfvars")
+        assert root_required <= set(values), (
+            f"{environment}.tfvars lacks {root_required - set(values)}"
+        )
+        assert set(values) <= set(root_vars), f"{environment}.tfvars sets undeclared variables"
+        assert values["environment"] == environment
+        backend = load_hcl(terraform / "environments" / f"{environment}.backend.hcl")
+        assert backend["prefix"].endswith(f"/{environment}"), "one state per environment"
+
+
+def resources(terraform: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    return list(blocks(terraform / "modules" / "service", "resource"))
+
+
+def iam(terraform: Path) -> list[tuple[str, str, str, str]]:
+    """(resource type, role, member, what it is granted on) of every IAM grant."""
+    grants = []
+    for kind, _, body in resources(terraform):
+        if kind.endswith("_iam_member"):
+            target = next(
+                (str(body[k]) for k in ("secret_id", "name", "service_account_id", "repository")
+                 if k in body),
+                "",
+            )  # fmt: skip
+            grants.append((kind, body["role"], str(body["member"]), target))
+    return grants
+
+
+def test_iam_is_least_privilege(terraform: Path, project: Render) -> None:
+    grants = iam(terraform)
+    kinds = {kind for kind, _, _ in [(k, r, m) for k, r, m, _ in grants]}
+    assert not any(kind.startswith("google_project_iam") for kind in kinds), "no project-wide roles"
+    runtime = "${google_service_account.runtime.member}"
+    roles = {(role, member) for _, role, member, _ in grants}
+    if project.context["use_secret_manager"]:
+        assert ("roles/secretmanager.secretAccessor", runtime) in roles
+        (secret_grant,) = [g for g in grants if g[1] == "roles/secretmanager.secretAccessor"]
+        assert secret_grant[0] == "google_secret_manager_secret_iam_member", "per secret"
+    else:
+        assert not any("secretmanager" in role for role, _ in roles)
+    tasks_roles = {
+        ("roles/run.invoker", "${google_service_account.invoker.member}"),
+        ("roles/cloudtasks.enqueuer", runtime),
+        ("roles/iam.serviceAccountUser", runtime),
+    }
+    if project.context["use_cloud_tasks"]:
+        assert tasks_roles <= roles
+        (act_as,) = [
+            g for g in grants if g[1] == "roles/iam.serviceAccountUser" and g[2] == runtime
+        ]
+        assert act_as[3] == "${google_service_account.invoker.name}", "actAs the invoker only"
+    else:
+        assert not tasks_roles & roles
+        assert not (terraform / "modules" / "service" / "tasks.tf").exists()
+
+
+def test_public_access_is_an_explicit_choice(terraform: Path, project: Render) -> None:
+    public = [body for kind, name, body in resources(terraform) if body.get("member") == "allUsers"]
+    (grant,) = public
+    assert grant["count"] == "${var.public_access ? 1 : 0}"
+    assert "default" not in variables(terraform)["public_access"], "no default left open"
+    for environment in ENVIRONMENTS:
+        values = load_hcl(terraform / "environments" / f"{environment}.tfvars")
+        assert values["public_access"] is project.context["public_access"]
+
+
+def service_env(terraform: Path) -> set[str]:
+    text = (terraform / "modules" / "service" / "main.tf").read_text()
+    env_block = text[
+        text.index('dynamic "env"') : text.index("content {", text.index('dynamic "env"'))
+    ]
+    return set(re.findall(r"^\s+([A-Z_]+)\s+=", env_block, re.MULTILINE))
+
+
+def declared_settings(project: Render) -> set[str]:
+    settings = next(project.path.glob("src/*/settings.py")).read_text()
+    return {name.upper() for name in re.findall(r"^    ([a-z_]+): ", settings, re.MULTILINE)}
+
+
+def test_the_service_gets_the_settings_it_reads(terraform: Path, project: Render) -> None:
+    (service,) = [b for k, _, b in resources(terraform) if k == "google_cloud_run_v2_service"]
+    template = service["template"][0]
+    assert template["service_account"] == "${google_service_account.runtime.email}"
+    given = service_env(terraform)
+    assert given <= declared_settings(project), given - declared_settings(project)
+    assert {"ENVIRONMENT", "GCP_PROJECT", "REGION", "SERVICE_URL"} <= given
+    if project.context["use_cloud_tasks"]:
+        assert {"TASKS_QUEUE", "TASKS_INVOKER_SERVICE_ACCOUNT", "TASKS_AUDIENCE"} <= given
+    container = template["containers"][0]
+    assert container["resources"][0]["startup_cpu_boost"] is True
+    assert container["startup_probe"][0]["http_get"][0]["path"] == "/healthz"
+
+
+def test_secret_names_match_the_declarations(terraform: Path, project: Render) -> None:
+    settings = next(project.path.glob("src/*/settings.py")).read_text()
+    declared = re.findall(r'SecretManager\("([a-z0-9-]+)"', settings)
+    for environment in ENVIRONMENTS:
+        values = load_hcl(terraform / "environments" / f"{environment}.tfvars")
+        assert values.get("secrets", []) == declared
+
+
+def test_checkov_passes_on_terraform(terraform: Path, checkov: Path) -> None:
+    result = subprocess.run(
+        [str(checkov), "-d", str(terraform), "--framework", "terraform", "--skip-download",
+         "--output", "json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [check["check_id"] for check in report["results"]["failed_checks"]]
+    skipped = {check["check_id"] for check in report["results"]["skipped_checks"]}
+    assert failed == [], failed
+    assert skipped <= set(CHECKOV_NOT_APPLICABLE)
+
+
+def workflows(project: Render) -> dict[str, dict[Any, Any]]:
+    return {
+        path.name: yaml.safe_load(path.read_text())
+        for path in sorted((project.path / ".github" / "workflows").glob("*.yml"))
+    }
+
+
+def test_workflows_match_github_schema(project: Render) -> None:
+    files = sorted((project.path / ".github" / "workflows").glob("*.yml"))
+    result = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_what_the_makefile_runs(project: Render) -> None:
+    ci = workflows(project)["ci.yml"]
+    commands = [step.get("run", "") for step in ci["jobs"]["checks"]["steps"]]
+    assert "make lint" in commands
+    assert "make test" in commands
+    assert "docker build --tag service:ci ." in ci["jobs"]["image"]["steps"][-1]["run"]
+    makefile = (project.path / "Makefile").read_text()
+    assert "\ttest: " not in makefile
+    assert re.search(r"^test: .*\n\tuv run --locked pytest$", makefile, re.MULTILINE)
+
+
+def test_deployments_use_workload_identity_federation(project: Render) -> None:
+    flows = workflows(project)
+    deploy = flows["deploy-environment.yml"]
+    steps = deploy["jobs"]["deploy"]["steps"]
+    (auth,) = [s for s in steps if s.get("uses", "").startswith("google-github-actions/auth@")]
+    assert set(auth["with"]) == {"workload_identity_provider", "service_account"}
+    text = "\n".join(p.read_text() for p in (project.path / ".github" / "workflows").glob("*"))
+    assert "credentials_json" not in text, "no service-account keys"
+    assert deploy["permissions"]["id-token"] == "write"
+    assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
+    top = flows["deploy.yml"]
+    assert top["jobs"]["prod"]["needs"] == "staging", "prod only after staging"
+
+
+def test_makefile_names_match_terraform(project: Render) -> None:
+    makefile = (project.path / "Makefile").read_text()
+    assert f"SERVICE := {project.context['service_name']}-$(ENV)" in makefile
+    if project.context["use_terraform"]:
+        main = (project.path / MODULE / "main.tf").read_text()
+        assert 'name = "${var.service_name}-${var.environment}"' in main

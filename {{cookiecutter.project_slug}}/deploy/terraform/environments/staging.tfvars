@@ -1,0 +1,20 @@
+# Values of the staging environment: terraform plan -var-file=environments/staging.tfvars
+project_id   = "{{ cookiecutter.gcp_project_id }}"
+region       = "{{ cookiecutter.gcp_region }}"
+environment  = "staging"
+service_name = "{{ cookiecutter.service_name }}"
+
+min_instances = 0
+max_instances = {{ cookiecutter.max_instances }}
+
+# An explicit choice: true lets anyone on the internet call the service.
+public_access = {{ 'true' if cookiecutter.public_access else 'false' }}
+invokers      = []
+
+{% if cookiecutter.use_secret_manager %}
+# The secret names settings.py declares (each becomes <environment>-<name>).
+secrets = ["api-key"]
+{% endif %}
+
+# owner/name of the GitHub repository allowed to deploy here (see README: Deploy).
+github_repository = ""

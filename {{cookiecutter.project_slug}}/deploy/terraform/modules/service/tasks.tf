@@ -1,0 +1,54 @@
+# Deferred work: the queue, the identity Cloud Tasks presents when it calls the
+# service back, and the least privilege that connects them.
+
+resource "google_cloud_tasks_queue" "tasks" {
+  project  = var.project_id
+  name     = local.name
+  location = var.region
+
+  retry_config {
+    max_attempts       = 20
+    max_retry_duration = "86400s"
+    min_backoff        = "1s"
+    max_backoff        = "600s"
+    max_doublings      = 5
+  }
+
+  rate_limits {
+    max_dispatches_per_second = 50
+    max_concurrent_dispatches = 100
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "invoker" {
+  project      = var.project_id
+  account_id   = local.invoker_account_id
+  display_name = "${local.name} (Cloud Tasks invoker)"
+}
+
+# Cloud Tasks' token for the invoker may call the service...
+resource "google_cloud_run_v2_service_iam_member" "tasks_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.service.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.invoker.member
+}
+
+# ...the service may add tasks to its own queue only...
+resource "google_cloud_tasks_queue_iam_member" "runtime_enqueues" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.tasks.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = google_service_account.runtime.member
+}
+
+# ...and may name the invoker in them (actAs), nothing more.
+resource "google_service_account_iam_member" "runtime_acts_as_invoker" {
+  service_account_id = google_service_account.invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = google_service_account.runtime.member
+}
