@@ -64,6 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="{{ cookiecutter.description }}",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry hooks cost a provider lookup on every
+        # request even with nothing configured. Logs already carry Cloud Trace's
+        # trace ID (logs.py); to export spans too, configure an OpenTelemetry SDK
+        # and pass its providers here instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.ready = False

@@ -154,7 +154,12 @@ class SecretManagerSettingsSource(PydanticBaseSettingsSource):
 
 
 def _client(settings: "Settings") -> "SecretManagerServiceClient":
-    """The official client; an insecure channel to the emulator host if one is set."""
+    """The official client; an insecure channel to the emulator host if one is set.
+
+    The client's own loggers can record whole responses, secret payloads
+    included, at DEBUG: they stay at INFO whatever LOG_LEVEL says.
+    """
+    logging.getLogger("google.cloud.secretmanager_v1").setLevel(logging.INFO)
     from google.cloud.secretmanager_v1 import SecretManagerServiceClient
 
     if not settings.secret_manager_emulator_host:

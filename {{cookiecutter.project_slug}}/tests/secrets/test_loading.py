@@ -128,7 +128,8 @@ def test_ten_secrets_are_fetched_concurrently(
 ) -> None:
     for i in range(10):
         secret_manager.put(secret_path("dev", f"s{i}"), f"value-{i}")
-    secret_manager.faults.delay(0.05)
+    # Long enough that every call overlaps even on a busy machine; one at a time never would.
+    secret_manager.faults.delay(0.4)
 
     secrets = load_secrets(ManySecrets, dev_settings)
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from google.auth import jwt
 from google.auth.exceptions import GoogleAuthError
 
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
@@ -94,6 +93,8 @@ class OidcVerifier:
 
     async def verify(self, authorization: str | None) -> Mapping[str, Any]:
         """The token's claims, or `InvalidToken` / `ForbiddenToken`."""
+        from google.auth import jwt  # cryptography: loaded on the first push, not at startup
+
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("missing bearer token")
