@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo bench-secrets bench-tasks bench-container
+.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -26,9 +26,11 @@ relock: ## Rewrite the rendered service's uv.lock template (needs the package in
 requirements: ## Re-pin requirements-test.txt from pyproject.toml
 	$(PYTHON) -m uv pip compile pyproject.toml --group test --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make requirements" -o requirements-test.txt
-	$(PYTHON) -m uv pip compile tests/requirements-checkov.in --generate-hashes --universal \
-		--python-version 3.11 --custom-compile-command "make requirements" \
-		-o tests/requirements-checkov.txt
+	for tool in checkov schemathesis; do \
+		$(PYTHON) -m uv pip compile tests/requirements-$$tool.in --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command "make requirements" \
+			-o tests/requirements-$$tool.txt; \
+	done
 
 bench-secrets: ## Secret loading: ours vs pydantic-settings' built-in source
 	$(PYTHON) bench/bench_secrets.py
@@ -39,3 +41,6 @@ bench-tasks: ## Enqueue throughput: one reused client vs a client per call
 
 bench-container: ## Image size and start time: multi-stage vs a one-stage pip image
 	$(PYTHON) bench/bench_container.py
+
+bench: ## Cold start, throughput and memory against the alternatives; writes docs/benchmarks.md
+	$(PYTHON) bench/bench_service.py
