@@ -130,15 +130,20 @@ def rendered_files(project: Path) -> Sequence[Path]:
     return sorted(p for p in project.rglob("*") if p.is_file())
 
 
-@pytest.fixture(scope="session")
-def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """checkov in its own environment: its dependencies clash with the tests'."""
-    venv = tmp_path_factory.mktemp("checkov") / "venv"
+def isolated_tool(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tool installed in its own environment from tests/requirements-<name>.txt
+    (hash-pinned), when its dependencies would clash with the tests' own."""
+    venv = tmp_path_factory.mktemp(name) / "venv"
     uv = str(Path(uv_bin_dir()) / "uv")
     subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
     subprocess.run(
         [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "--require-hashes", "-r", str(TEMPLATE / "tests" / "requirements-checkov.txt")],
+         "--require-hashes", "-r", str(TEMPLATE / "tests" / f"requirements-{name}.txt")],
         check=True,
     )  # fmt: skip
-    return venv / "bin" / "checkov"
+    return venv / "bin" / name
+
+
+@pytest.fixture(scope="session")
+def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return isolated_tool("checkov", tmp_path_factory)
