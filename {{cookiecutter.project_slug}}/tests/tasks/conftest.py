@@ -2,7 +2,8 @@
 
 import json
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -122,3 +123,13 @@ def log_entries(server: ServerProcess) -> list[dict[str, Any]]:
 
 def runs(server: ServerProcess, task: str) -> list[dict[str, Any]]:
     return [e for e in log_entries(server) if e.get("task_ran") == task]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    """The server's output arrives through a pipe: wait for what a test expects in it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -8,16 +8,7 @@ import httpx
 
 from ..fakes.cloud_tasks import FakeCloudTasks
 from ..serving import ServerProcess
-from .conftest import runs
-
-
-def wait_until(condition: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from .conftest import runs, wait_until
 
 
 def defer(server: ServerProcess, **body: object) -> dict[str, object]:
@@ -42,7 +33,7 @@ def test_deferred_task_runs_once_with_its_typed_payload(
     (created,) = cloud_tasks.created
     assert created.http_request.url == f"{service.url}/_tasks/record"
     assert created.http_request.oidc_token.audience == service.url
-    assert [d.status for d in cloud_tasks.deliveries] == [200]
+    assert [d.status for d in cloud_tasks.wait_for_deliveries(1)] == [200]
 
 
 def test_failing_handler_is_retried_until_it_succeeds(
@@ -51,7 +42,8 @@ def test_failing_handler_is_retried_until_it_succeeds(
     defer(service, task="flaky", payload={"succeed_on_attempt": 3})
 
     wait_until(lambda: runs(service, "flaky"))
-    assert [d.status for d in cloud_tasks.deliveries] == [500, 500, 200]
+    deliveries = cloud_tasks.wait_for_deliveries(3)
+    assert [d.status for d in deliveries] == [500, 500, 200]
     (run,) = runs(service, "flaky")
     assert run["retry_count"] == 2
     assert run["execution_count"] == 2
@@ -80,7 +72,7 @@ def test_delayed_task_waits_for_its_time(
     (created,) = cloud_tasks.created
     assert created.schedule_time.timestamp() >= before + 1.4
     wait_until(lambda: runs(service, "record"))
-    (delivery,) = cloud_tasks.deliveries
+    (delivery,) = cloud_tasks.wait_for_deliveries(1)
     assert delivery.at >= created.schedule_time.timestamp()
 
 
@@ -106,7 +98,7 @@ def test_example_signup_defers_the_welcome_email(
     assert first.json() == {"status": "queued"}
     assert again.json() == {"status": "already_queued"}
     wait_until(lambda: any("Sent welcome email" in line for line in service.lines))
-    assert [d.status for d in cloud_tasks.deliveries] == [200]
+    assert [d.status for d in cloud_tasks.wait_for_deliveries(1)] == [200]
 
 
 def test_invalid_signup_is_rejected_before_anything_is_queued(

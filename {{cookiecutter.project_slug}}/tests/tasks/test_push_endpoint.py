@@ -9,7 +9,7 @@ import pytest
 
 from ..fakes.cloud_tasks import FakeCloudTasks, TokenSigner
 from ..serving import ServerProcess
-from .conftest import INVOKER, log_entries, runs
+from .conftest import INVOKER, log_entries, runs, wait_until
 
 NOTE = {"text": "hi", "count": 1}
 
@@ -29,6 +29,7 @@ def test_a_genuine_push_runs_the_task(service: ServerProcess, cloud_tasks: FakeC
     response = push(service, good_token(cloud_tasks, service))
     assert response.status_code == 200
     assert response.json() == {"status": "done"}
+    wait_until(lambda: runs(service, "record"))
     assert len(runs(service, "record")) == 1
 
 
@@ -79,8 +80,12 @@ def test_unknown_task_is_acknowledged_and_logged(
 
     assert response.status_code == 200
     assert response.json() == {"status": "discarded"}
-    errors = [e for e in log_entries(service) if e["severity"] == "ERROR"]
-    assert any("unknown task 'no-such-task'" in e["message"] for e in errors)
+    wait_until(
+        lambda: any(
+            e["severity"] == "ERROR" and "unknown task 'no-such-task'" in e["message"]
+            for e in log_entries(service)
+        )
+    )
 
 
 def test_invalid_payload_is_acknowledged_and_logged(
@@ -90,6 +95,10 @@ def test_invalid_payload_is_acknowledged_and_logged(
 
     assert response.status_code == 200
     assert response.json() == {"status": "discarded"}
+    wait_until(
+        lambda: any(
+            e["severity"] == "ERROR" and "invalid payload" in e["message"]
+            for e in log_entries(service)
+        )
+    )
     assert runs(service, "record") == []
-    errors = [e for e in log_entries(service) if e["severity"] == "ERROR"]
-    assert any("invalid payload" in e["message"] for e in errors)
