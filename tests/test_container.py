@@ -121,6 +121,19 @@ def test_nothing_private_or_test_only_is_in_the_image(containers: Containers, im
     assert lines == ["ls: cannot access '/src': No such file or directory"], lines
 
 
+def test_no_bytecode_is_stale_at_startup(containers: Containers, image: str) -> None:
+    """Every module the service imports at startup loads from its .pyc: none is
+    compiled again in memory on each cold start."""
+    result = containers.run(
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
+        image, "python", "-v", "-c", "import my_service.main",
+        check=False,
+    )  # fmt: skip
+    assert "my_service/main" in result.stderr, "the import really ran"
+    stale = [line for line in result.stderr.splitlines() if "bytecode is stale" in line]
+    assert stale == [], stale[:5]
+
+
 def test_a_code_change_reuses_the_dependency_layer(
     containers: Containers, image: str, image_context: Path, tmp_path: Path
 ) -> None:
