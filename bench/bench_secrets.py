@@ -9,11 +9,8 @@ ours within 1.5x of one round trip, and at least 5x faster than the built-in.
 """
 
 import argparse
-import json
-import tempfile
-from pathlib import Path
 
-from common import Summary, machine, render, run_probe, sync_project
+from common import Summary, machine, probe_default_render
 
 
 def main() -> None:
@@ -22,19 +19,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        project = render(Path(tmp))
-        python = sync_project(project)
-        output = run_probe(
-            python,
-            "secrets_probe.py",
-            "my_service",
-            str(args.secrets),
-            str(args.latency),
-            str(args.runs),
-            project=project,
-        )
-    samples: dict[str, list[float]] = json.loads(output.strip().splitlines()[-1])
+    samples = probe_default_render("secrets_probe.py", args.secrets, args.latency, args.runs)
     results = {name: Summary.of(values) for name, values in samples.items()}
     print(
         f"{args.secrets} secrets, {args.latency * 1000:.0f} ms per call, "

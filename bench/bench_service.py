@@ -178,9 +178,7 @@ def define(paths: Mapping[str, Path], google: Mapping[str, str]) -> list[Contend
         "ENVIRONMENT": "dev",
         "GCP_PROJECT": PROJECT,
         "HOST": "127.0.0.1",
-        "SECRET_MANAGER_EMULATOR_HOST": google["secret_manager"],
-        "CLOUD_TASKS_EMULATOR_HOST": google["CLOUD_TASKS_EMULATOR_HOST"],
-        "TASKS_OIDC_CERTS_URL": google["TASKS_OIDC_CERTS_URL"],
+        **google,
         "PYTHONPATH": contenders_path,
     }
     rendered = Contender(

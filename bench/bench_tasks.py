@@ -11,11 +11,8 @@ server (the rendered project's own) through the official client library.
 """
 
 import argparse
-import json
-import tempfile
-from pathlib import Path
 
-from common import Summary, machine, render, run_probe, sync_project
+from common import Summary, machine, probe_default_render
 
 
 def main() -> None:
@@ -24,19 +21,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        project = render(Path(tmp))
-        python = sync_project(project)
-        output = run_probe(
-            python,
-            "tasks_probe.py",
-            "my_service",
-            str(args.tasks),
-            str(args.runs),
-            str(args.latency),
-            project=project,
-        )
-    samples: dict[str, list[float]] = json.loads(output.strip().splitlines()[-1])
+    samples = probe_default_render("tasks_probe.py", args.tasks, args.runs, args.latency)
     print(
         f"{args.tasks} tasks per run, {args.latency * 1000:.0f} ms added per call, "
         f"{args.runs} runs, alternating; {machine()}"

@@ -5,11 +5,13 @@ Benchmarks report ratios against a baseline measured in the same run, never
 absolute targets: the machines they run on are shared and noisy.
 """
 
+import json
 import os
 import platform
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,6 +84,17 @@ def run_probe(python: Path, script: str, *args: str, project: Path) -> str:
     if result.returncode != 0:
         raise SystemExit(f"{script} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+def probe_default_render(script: str, *args: object) -> dict[str, list[float]]:
+    """Render the defaults into a temporary directory, install them, run a probe
+    script of this folder there and return the samples it prints as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = render(Path(tmp))
+        python = sync_project(project)
+        output = run_probe(python, script, "my_service", *map(str, args), project=project)
+    samples: dict[str, list[float]] = json.loads(output.strip().splitlines()[-1])
+    return samples
 
 
 def free_port() -> int:

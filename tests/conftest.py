@@ -10,11 +10,13 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pytest_cookies.plugin import Cookies
 from uv import find_uv_bin
@@ -124,6 +126,18 @@ def render(
         return renders[key]
 
     return _render
+
+
+def wait_until_healthy(url: str, timeout: float = 30.0) -> None:
+    """Poll `<url>/healthz` until it answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url}/healthz did not answer 200 within {timeout} s")
 
 
 def rendered_files(project: Path) -> Sequence[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TEMPLATE, Answers, Render, record_figure
+from .conftest import TEMPLATE, Answers, Render, record_figure, wait_until_healthy
 from .containers import Containers, missing_tools, prepare_base_images
 from .test_dev import free_port
 
@@ -69,13 +69,7 @@ def running(containers: Containers, image: str) -> Iterator[tuple[str, str]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(url)
         yield name, url
     finally:
         containers.run("podman", "rm", "-f", name, check=False)

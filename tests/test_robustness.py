@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Answers, Render, isolated_tool, record_figure, tool_env
+from .conftest import (
+    Answers,
+    Render,
+    isolated_tool,
+    record_figure,
+    tool_env,
+    wait_until_healthy,
+)
 from .test_dev import free_port
 
 
@@ -66,13 +73,7 @@ def service(render: Callable[[Answers], Render]) -> Iterator[Service]:
     )
     reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(url)
         yield service
     finally:
         if process.poll() is None:

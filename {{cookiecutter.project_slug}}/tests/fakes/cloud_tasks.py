@@ -37,7 +37,7 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 from google.cloud import tasks_v2
 
-from .grpc_server import FakeGrpcServer, RpcError
+from .grpc_server import FakeGrpcServer, RpcError, serve_until_interrupted
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
 ISSUER = "https://accounts.google.com"
@@ -324,11 +324,7 @@ def main() -> None:
     parser.add_argument("--queue", action="append", default=[], help="full queue path")
     args = parser.parse_args()
     server = serve(args.queue, port=args.port)
-    print(json.dumps(dict(environment(server))), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server, environment(server))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ prints the address it listens on, then serves until interrupted.
 """
 
 import argparse
-import json
 import threading
 from collections.abc import Mapping
 
 import grpc
 from google.cloud import secretmanager_v1 as sm
 
-from .grpc_server import FakeGrpcServer, RpcError
+from .grpc_server import FakeGrpcServer, RpcError, serve_until_interrupted
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
@@ -107,11 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     secrets = dict(item.split("=", 1) for item in args.secret)
     server = serve(secrets, port=args.port, latency=args.latency)
-    print(json.dumps({"secret_manager": server.address}), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+    serve_until_interrupted(server, {"SECRET_MANAGER_EMULATOR_HOST": server.address})
 
 
 if __name__ == "__main__":
