@@ -241,5 +241,7 @@ def main(project: Path, context: Mapping[str, Any]) -> int:
 
 
 if __name__ == "__main__":
-    # cookiecutter renders this file before running it: the answers arrive as JSON.
+    # cookiecutter renders this file, answers included, into a temporary file
+    # that it does not delete: remove it first. The answers arrive as JSON.
+    Path(__file__).unlink(missing_ok=True)
     sys.exit(main(Path.cwd(), json.loads(r"""{{ cookiecutter | jsonify }}""")))

@@ -13,6 +13,7 @@ import keyword
 import re
 import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 # Regions where Cloud Run services can run
@@ -65,12 +66,13 @@ CLOUD_RUN_REGIONS = frozenset(
 )
 
 # Top-level modules the rendered service, its tests and its tools import (and
-# Python's own `test` package, which sys.stdlib_module_names leaves out): a
-# package of the same name would shadow them.
+# Python's own `test` package, which sys.stdlib_module_names leaves out; and
+# `dev`, which `python scripts/dev.py` would find first): a package of the same
+# name would shadow them.
 DEPENDENCY_MODULES = frozenset(
     {
         "annotated_types", "anyio", "certifi", "conftest", "cryptography", "fastapi", "google",
-        "grpc", "test",
+        "dev", "grpc", "test",
         "h11", "httpcore", "httptools", "httpx", "idna", "mypy", "proto", "pydantic",
         "pydantic_core", "pydantic_settings", "pytest", "requests", "ruff", "scripts", "sniffio",
         "src", "starlette", "tests", "typing_extensions", "urllib3", "uv", "uvicorn", "uvloop",
@@ -81,7 +83,6 @@ DEPENDENCY_MODULES = frozenset(
 PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
 PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
 SWITCHES = ("use_secret_manager", "use_cloud_tasks", "use_terraform", "public_access")
-MAX_INSTANCES_LIMIT = 1000  # Cloud Run's ceiling for max instances per service
 # Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
 # (Written so that cookiecutter, which renders this file, sees no template tag in it.)
 _UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]|[\x00-\x1f\x7f]')
@@ -134,7 +135,12 @@ def check_service_name(value: Any) -> Problem:
 def check_gcp_project_id(value: Any) -> Problem:
     # https://cloud.google.com/resource-manager/docs/creating-managing-projects
     if isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):
-        return None
+        if not any(word in value for word in ("google", "null", "undefined", "ssl")):
+            return None
+        return (
+            f"gcp_project_id {value!r} contains a word Google does not allow in project IDs "
+            "('google', 'null', 'undefined', 'ssl')"
+        )
     return (
         f"gcp_project_id {value!r} is not a Google Cloud project ID: use 6 to 30 lowercase "
         "letters, digits and hyphens, starting with a letter and not ending with a hyphen, "
@@ -168,8 +174,9 @@ def check_instances(min_value: Any, max_value: Any) -> Problem:
     low, high = _instances(min_value), _instances(max_value)
     if low is None:
         return f"min_instances {min_value!r} is not a whole number of 0 or more"
-    if high is None or not 1 <= high <= MAX_INSTANCES_LIMIT:
-        return f"max_instances {max_value!r} is not a whole number from 1 to {MAX_INSTANCES_LIMIT}"
+    # No upper bound here: Cloud Run ties it to the project's regional quota.
+    if high is None or high < 1:
+        return f"max_instances {max_value!r} is not a whole number of 1 or more"
     if low > high:
         return f"min_instances {low} is greater than max_instances {high}: min must be <= max"
     return None
@@ -225,5 +232,7 @@ def main(context: Mapping[str, Any]) -> int:
 
 
 if __name__ == "__main__":
-    # cookiecutter renders this file before running it: the answers arrive as JSON.
+    # cookiecutter renders this file, answers included, into a temporary file
+    # that it does not delete: remove it first. The answers arrive as JSON.
+    Path(__file__).unlink(missing_ok=True)
     sys.exit(main(json.loads(r"""{{ cookiecutter | jsonify }}""")))

@@ -3,6 +3,7 @@ nothing is written; a broken render is caught, naming the file."""
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,9 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"gcp_region": "mars-north1"}, "https://cloud.google.com/run/docs/locations"),
     ({"min_instances": "-1"}, "min_instances '-1' is not a whole number of 0 or more"),
     ({"min_instances": "two"}, "min_instances 'two' is not a whole number"),
-    ({"max_instances": "0"}, "max_instances '0' is not a whole number from 1 to 1000"),
+    ({"max_instances": "0"}, "max_instances '0' is not a whole number of 1 or more"),
+    ({"gcp_project_id": "my-google-project"}, "contains a word Google does not allow"),
+    ({"package_name": "dev"}, "shadows the module 'dev' of the toolchain"),
     ({"max_instances": "1.5"}, "max_instances '1.5' is not a whole number"),
     ({"min_instances": "5", "max_instances": "2"}, "min_instances 5 is greater than max"),
     ({"description": 'It says "hi"'}, "description 'It says \"hi\"' contains '\"'"),
@@ -95,6 +98,24 @@ def test_bad_answer_is_refused_and_nothing_is_written(
     assert message in result.stderr, result.stderr
     assert "Cannot render the service" in result.stderr
     assert list(output.iterdir()) == []
+
+
+def test_no_copy_of_the_answers_is_left_in_the_temporary_directory(tmp_path: Path) -> None:
+    """cookiecutter runs each hook from a rendered copy it does not delete."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    output = tmp_path / "out"
+    output.mkdir()
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    for answers in ([], ["gcp_region=nowhere-1"]):
+        subprocess.run(
+            [sys.executable, "-m", "cookiecutter", "--no-input", "-f", "--config-file",
+             str(config), str(TEMPLATE), "-o", str(output), *answers],
+            capture_output=True, check=False, env={**os.environ, "TMPDIR": str(temporary)},
+        )  # fmt: skip
+    assert (output / "my-service" / "pyproject.toml").exists()
+    assert list(temporary.iterdir()) == []
 
 
 def test_a_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
