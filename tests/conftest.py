@@ -9,6 +9,7 @@ cache makes each further environment a matter of seconds.
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -126,6 +127,13 @@ def render(
         return renders[key]
 
     return _render
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until_healthy(url: str, timeout: float = 30.0) -> None:

@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TEMPLATE, Answers, Render, record_figure, wait_until_healthy
+from .conftest import TEMPLATE, Answers, Render, free_port, record_figure, wait_until_healthy
 from .containers import Containers, missing_tools, prepare_base_images
-from .test_dev import free_port
 
 TAG = "localhost/rendered-service:test"
 DEPENDENCY_STEP = "RUN uv sync --locked --no-dev --no-install-project"

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -11,16 +10,9 @@ from typing import TypeVar
 
 import httpx
 
-from .conftest import Answers, Render, tool_env
+from .conftest import Answers, Render, free_port, tool_env
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_make_dev_serves_and_runs_deferred_work_without_credentials(

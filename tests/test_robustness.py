@@ -20,12 +20,12 @@ import pytest
 from .conftest import (
     Answers,
     Render,
+    free_port,
     isolated_tool,
     record_figure,
     tool_env,
     wait_until_healthy,
 )
-from .test_dev import free_port
 
 
 @dataclass
