@@ -6,31 +6,42 @@ The service runs through its own `serve()` (the container's entry point), with
 two additions that the contenders share: the JSON endpoint `/orders` of
 contenders/order.py, and, when Secret Manager is on, as many declared secrets
 as the naive contender loads (`BENCH_SECRETS`), so that both pay for the same
-secrets at startup.
+secrets at startup. Like the service's `python -m` entry point, it starts the
+secrets prefetch before it imports the app.
 """
 
 import importlib
 import sys
-from typing import Annotated
-
-from order import Order, Receipt, receipt
-from pydantic import SecretStr, create_model
 
 package, secrets = sys.argv[1], int(sys.argv[2])
-main = importlib.import_module(f"{package}.main")
+try:  # What the service's own `python -m` does first, before pydantic loads.
+    prefetch = importlib.import_module(f"{package}.secrets_fetch").SecretPrefetch.start()
+except ModuleNotFoundError:  # Secret Manager switched off
+    prefetch = None
+
+from typing import Annotated  # noqa: E402
+
+from order import Order, Receipt, receipt  # noqa: E402
+from pydantic import SecretStr, create_model  # noqa: E402
+
 settings_module = importlib.import_module(f"{package}.settings")
-server = importlib.import_module(f"{package}.server")
-
-if hasattr(settings_module, "Secrets") and secrets > 1:
-    marker = importlib.import_module(f"{package}.secrets").SecretManager
-    extra = {
-        f"secret_{i}": (Annotated[SecretStr, marker(f"secret-{i}")], ...)
-        for i in range(2, secrets + 1)
-    }
-    # The lifespan looks `Secrets` up when it runs: it loads these too.
-    main.Secrets = create_model("BenchSecrets", __base__=settings_module.Secrets, **extra)  # type: ignore[attr-defined]
-
 settings = settings_module.Settings()
+model = getattr(settings_module, "Secrets", None)
+
+if model is not None:
+    secrets_module = importlib.import_module(f"{package}.secrets")
+    if secrets > 1:
+        extra = {
+            f"secret_{i}": (Annotated[SecretStr, secrets_module.SecretManager(f"secret-{i}")], ...)
+            for i in range(2, secrets + 1)
+        }
+        model = create_model("BenchSecrets", __base__=model, **extra)
+    secrets_module.prefetch_secrets(prefetch, model, settings)
+
+main = importlib.import_module(f"{package}.main")
+server = importlib.import_module(f"{package}.server")
+if model is not None:
+    main.Secrets = model  # the lifespan looks `Secrets` up when it runs
 app = main.create_app(settings)
 
 

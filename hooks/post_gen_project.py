@@ -22,6 +22,7 @@ import yaml
 FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "tests/fakes": frozenset({"use_secret_manager", "use_cloud_tasks"}),
     "src/{package}/secrets.py": frozenset({"use_secret_manager"}),
+    "src/{package}/secrets_fetch.py": frozenset({"use_secret_manager"}),
     "tests/fakes/secret_manager.py": frozenset({"use_secret_manager"}),
     "tests/secrets": frozenset({"use_secret_manager"}),
     "src/{package}/tasks": frozenset({"use_cloud_tasks"}),

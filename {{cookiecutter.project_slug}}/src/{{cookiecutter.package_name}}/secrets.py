@@ -25,28 +25,33 @@ Why the synchronous client in a small thread pool rather than the async client
 with `asyncio.gather`: settings sources are synchronous, and both take one round
 trip for ten secrets (measured: `make bench-secrets` in the template), so the
 simpler one wins; the lifespan runs it in a thread to keep the loop free.
+
+Cold start: `python -m` forks a child that imports the Secret Manager library
+and reads the secrets while the app loads (see `secrets_fetch.py`);
+`prefetch_secrets()` tells it which, `load_secrets()` takes its values.
 """
 
-import logging
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .secrets_fetch import ACCESSOR_ROLE as ACCESSOR_ROLE
+from .secrets_fetch import SecretPrefetch, SecretSource, fetch_secrets
+from .secrets_fetch import SecretsError as SecretsError
 
 if TYPE_CHECKING:
-    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
-
     from .settings import Environment, Settings
 
-ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 LOCAL = "local"  # the environment that never calls Secret Manager
-_MAX_PARALLEL_FETCHES = 16
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +67,10 @@ def secret_version_path(project: str, environment: "Environment", secret: Secret
     return f"projects/{project}/secrets/{environment}-{secret.name}/versions/{secret.version}"
 
 
-class SecretsError(RuntimeError):
-    """Startup cannot go on: some declared secrets could not be read."""
-
-
 @dataclass(frozen=True, slots=True)
 class _LoadConfig:
     settings: "Settings"
+    prefetched: SecretPrefetch | None = None
 
 
 _loading: ContextVar[_LoadConfig | None] = ContextVar("_loading", default=None)
@@ -99,7 +101,7 @@ class SecretSettings(BaseSettings):
         if config is None or config.settings.environment == LOCAL:
             return sources
         provided = {*init_settings(), *env_settings(), *dotenv_settings()}
-        return (*sources, SecretManagerSettingsSource(settings_cls, config.settings, provided))
+        return (*sources, SecretManagerSettingsSource(settings_cls, config, provided))
 
 
 S = TypeVar("S", bound=SecretSettings)
@@ -122,136 +124,81 @@ def load_secrets(model: type[S], settings: "Settings") -> S:
     Blocking (gRPC calls in a small thread pool): from async code, run it with
     `asyncio.to_thread`. Raises `SecretsError` if any secret cannot be read.
     """
-    token = _loading.set(_LoadConfig(settings))
+    prefetched = _prefetches.pop(model, None)
+    if prefetched is not None and prefetched.source != source_of(settings):
+        prefetched.close()  # asked for other settings' secrets
+        prefetched = None
+    token = _loading.set(_LoadConfig(settings, prefetched))
     try:
         return model()
     finally:
         _loading.reset(token)
+        if prefetched is not None:
+            prefetched.close()
 
 
 class SecretManagerSettingsSource(PydanticBaseSettingsSource):
     """Reads the declared secrets that nothing else provides, concurrently."""
 
     def __init__(
-        self, settings_cls: type[BaseSettings], settings: "Settings", provided: set[str]
+        self, settings_cls: type[BaseSettings], config: _LoadConfig, provided: set[str]
     ) -> None:
         super().__init__(settings_cls)
-        self._settings = settings
-        self._wanted = {
-            field: secret
-            for field, secret in declared_secrets(settings_cls).items()
-            if field not in provided
-        }
+        self._config = config
+        self._paths = secret_paths(settings_cls, config.settings, provided)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         # Unused: __call__ fetches every wanted field at once.
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        if not self._wanted:
+        if not self._paths:
             return {}
-        return dict(fetch_secrets(self._settings, self._wanted))
+        prefetched = self._config.prefetched
+        values = prefetched.values(self._paths) if prefetched is not None else None
+        if values is None:
+            values = fetch_secrets(source_of(self._config.settings), self._paths)
+        return dict(values)
 
 
-def _client(settings: "Settings") -> "SecretManagerServiceClient":
-    """The official client; an insecure channel to the emulator host if one is set.
-
-    The client's own loggers can record whole responses, secret payloads
-    included, at DEBUG: they stay at INFO whatever LOG_LEVEL says.
-    """
-    logging.getLogger("google.cloud.secretmanager_v1").setLevel(logging.INFO)
-    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
-
-    if not settings.secret_manager_emulator_host:
-        return SecretManagerServiceClient()
-    import grpc
-    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
-        SecretManagerServiceGrpcTransport,
+def source_of(settings: "Settings") -> SecretSource:
+    return SecretSource(
+        project=settings.gcp_project,
+        environment=str(settings.environment),
+        emulator_host=settings.secret_manager_emulator_host,
+        deadline_seconds=settings.secrets_deadline_seconds,
     )
 
-    channel = grpc.insecure_channel(settings.secret_manager_emulator_host)
-    return SecretManagerServiceClient(transport=SecretManagerServiceGrpcTransport(channel=channel))
 
-
-def fetch_secrets(settings: "Settings", wanted: Mapping[str, SecretManager]) -> dict[str, str]:
-    """Fetch every wanted secret concurrently within `secrets_deadline_seconds`.
-
-    The client lives only for this one round trip: secrets are read once, at
-    startup, so there is nothing to keep a connection open for.
-    """
-    from google.api_core import exceptions, retry
-    from google.auth.exceptions import GoogleAuthError
-
-    deadline = time.monotonic() + settings.secrets_deadline_seconds
-    transient = retry.if_exception_type(
-        exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError
-    )
-    try:
-        client = _client(settings)
-    except GoogleAuthError as error:
-        raise SecretsError(
-            f"No Google credentials to read the secrets of '{settings.environment}': "
-            "on Cloud Run the service account provides them; elsewhere run "
-            "`gcloud auth application-default login`, or use ENVIRONMENT=local. "
-            f"({type(error).__name__})"
-        ) from None
-    paths = {
+def secret_paths(
+    model: type[BaseSettings], settings: "Settings", provided: set[str]
+) -> dict[str, str]:
+    """Field to secret version path, for the declared secrets not `provided` otherwise."""
+    return {
         field: secret_version_path(settings.gcp_project, settings.environment, secret)
-        for field, secret in wanted.items()
+        for field, secret in declared_secrets(model).items()
+        if field not in provided
     }
 
-    def fetch(path: str) -> str:
-        remaining = max(deadline - time.monotonic(), 0.01)
-        policy = retry.Retry(
-            predicate=transient, initial=0.05, maximum=1.0, multiplier=2, timeout=remaining
-        )
-        response = client.access_secret_version(name=path, retry=policy, timeout=remaining)
-        return response.payload.data.decode("utf-8")
 
-    values: dict[str, str] = {}
-    failures: list[str] = []
-    # Leaving `client` closes its channel.
-    with client, ThreadPoolExecutor(min(len(paths), _MAX_PARALLEL_FETCHES)) as pool:
-        futures = {field: pool.submit(fetch, path) for field, path in paths.items()}
-        for field, future in futures.items():
-            try:
-                values[field] = future.result()
-            except Exception as error:  # each failure is reported below, by secret
-                failures.append(_explain(paths[field], settings, error))
-    elapsed_ms = (time.monotonic() - deadline + settings.secrets_deadline_seconds) * 1000
-    if failures:
-        raise SecretsError(
-            f"Could not read {len(failures)} of {len(paths)} secrets for environment "
-            f"'{settings.environment}':\n- " + "\n- ".join(failures)
-        )
-    logger.info("Read %d secrets from Secret Manager in %.0f ms", len(values), elapsed_ms)
-    return values
+_prefetches: dict[type[BaseSettings], SecretPrefetch] = {}
 
 
-def _explain(path: str, settings: "Settings", error: Exception) -> str:
-    """One line saying what went wrong with one secret and how to fix it."""
-    from google.api_core import exceptions
-
-    secret = path.split("/secrets/", 1)[1].split("/versions/", 1)[0]
-    project = settings.gcp_project
-    if isinstance(error, exceptions.NotFound):
-        return (
-            f"{path}: not found. Create it with `gcloud secrets create {secret} "
-            f"--project {project}` and add a version, or set the variable in the environment."
-        )
-    if isinstance(error, exceptions.PermissionDenied):
-        return (
-            f"{path}: permission denied. Grant {ACCESSOR_ROLE} on secret '{secret}' in "
-            f"project '{project}' to the service's runtime service account."
-        )
-    if isinstance(
-        error, exceptions.RetryError | exceptions.ServiceUnavailable | exceptions.DeadlineExceeded
-    ):
-        return (
-            f"{path}: Secret Manager did not answer within "
-            f"{settings.secrets_deadline_seconds:g} s ({type(error).__name__})."
-        )
-    if isinstance(error, UnicodeDecodeError):
-        return f"{path}: the secret's value is not UTF-8 text."
-    message = error.message if isinstance(error, exceptions.GoogleAPICallError) else ""
-    return f"{path}: {type(error).__name__} {message}".rstrip()
+def prefetch_secrets(
+    prefetch: SecretPrefetch | None, model: type[SecretSettings], settings: "Settings"
+) -> None:
+    """Tell a started prefetch (`SecretPrefetch.start()`) which of `model`'s
+    secrets to read, for `load_secrets(model, settings)` to take later; or let
+    it go if this environment reads none from Secret Manager."""
+    if prefetch is None:
+        return
+    paths: dict[str, str] = {}
+    if settings.environment != LOCAL:
+        # The same sources, so the same fields, as `settings_customise_sources`.
+        provided = {*EnvSettingsSource(model)(), *DotEnvSettingsSource(model)()}
+        paths = secret_paths(model, settings, provided)
+    if not paths:
+        prefetch.close()
+        return
+    prefetch.send(source_of(settings), paths)
+    _prefetches[model] = prefetch
