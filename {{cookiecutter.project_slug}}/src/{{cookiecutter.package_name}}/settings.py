@@ -50,7 +50,6 @@ class Settings(BaseSettings):
         description="Project the service runs in; also names the trace in log entries.",
     )
     region: str = "{{ cookiecutter.gcp_region }}"
-    service_name: str = "{{ cookiecutter.service_name }}"
     service_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Public base URL of this service (the Cloud Run URL when deployed).",
