@@ -1,9 +1,9 @@
 """Enqueueing through the official `CloudTasksAsyncClient`.
 
-One client per process, created on first use (or warmed up right after
-startup, off the request path) and closed when the app shuts down. The Cloud
-Tasks library is imported only then: it costs a few hundred milliseconds that
-a cold start should not pay before serving its first request.
+One client per process, created right after startup, off the request path
+(`TASKS_WARM_UP`), or else on first use, and closed when the app shuts down.
+The Cloud Tasks library is imported only then: it costs a few hundred
+milliseconds that a cold start should not pay before serving its first request.
 """
 
 import asyncio
@@ -57,6 +57,7 @@ class TaskQueue:
                         "service account provides them; elsewhere run `gcloud auth "
                         "application-default login` or set CLOUD_TASKS_EMULATOR_HOST."
                     ) from error
+                logger.info("Cloud Tasks client ready for %s", self.path)
             return self._client
 
     async def close(self) -> None:
@@ -166,13 +167,13 @@ async def task_queue(settings: Settings) -> AsyncIterator[TaskQueue]:
     queue = TaskQueue(settings)
     _current = queue
     # Create the client now, in the background, so the first `.defer()` is fast
-    # and startup does not wait for it.
-    warm_up = asyncio.create_task(_warm_up(queue))
+    # and startup does not wait for it (unless TASKS_WARM_UP is off).
+    warm_up = asyncio.create_task(_warm_up(queue)) if settings.tasks_warm_up else None
     try:
         yield queue
     finally:
-        if not warm_up.done():
+        if warm_up is not None:
             warm_up.cancel()
-        await asyncio.gather(warm_up, return_exceptions=True)
+            await asyncio.gather(warm_up, return_exceptions=True)
         await queue.close()
         _current = None
