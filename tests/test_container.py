@@ -8,6 +8,7 @@ sets REQUIRE_CONTAINER_TESTS=1 so that there a missing tool fails instead.
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TEMPLATE, Answers, Render, free_port, record_figure, wait_until_healthy
+from .conftest import (
+    TEMPLATE,
+    Answers,
+    Render,
+    free_port,
+    record_figure,
+    tool_env,
+    wait_until_healthy,
+)
 from .containers import Containers, missing_tools, prepare_base_images
 
 TAG = "localhost/rendered-service:test"
@@ -100,6 +109,44 @@ def test_sigterm_stops_the_server_cleanly_within_ten_seconds(
     assert elapsed < 10, "podman had to kill the server"
     logs = containers.run("podman", "logs", name)
     assert "Application shutdown complete" in logs.stdout + logs.stderr
+
+
+def test_image_reads_its_secrets_while_the_app_loads(
+    containers: Containers, image: str, render: Callable[[Answers], Render]
+) -> None:
+    """`dev` in the image: the entry point's forked child reads the secret from
+    a local Secret Manager, as a non-root user on a read-only root."""
+    project = render({})
+    project.run("uv", "sync", "--locked", "--quiet")
+    seeded = "projects/image-test/secrets/dev-api-key=from-secret-manager"
+    fake = subprocess.Popen(
+        [str(project.env_dir / "bin" / "python"), "-m", "tests.fakes.secret_manager",
+         "--secret", seeded],
+        cwd=project.path, env=tool_env(project.env_dir), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert fake.stdout is not None
+        emulator = json.loads(fake.stdout.readline())["SECRET_MANAGER_EMULATOR_HOST"]
+        port = free_port()
+        name = f"service-{port}"
+        containers.run(
+            "podman", "run", "-d", "--name", name, "--runtime", "runc", "--network", "host",
+            "--read-only", "-e", f"PORT={port}", "-e", "ENVIRONMENT=dev",
+            "-e", "GCP_PROJECT=image-test", "-e", f"SECRET_MANAGER_EMULATOR_HOST={emulator}",
+            "-e", "TASKS_WARM_UP=false", image,
+        )  # fmt: skip
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}")
+            logs = containers.run("podman", "logs", name)
+        finally:
+            containers.run("podman", "rm", "-f", name, check=False)
+    finally:
+        fake.terminate()
+        fake.wait()
+    output = logs.stdout + logs.stderr
+    assert "Read 1 secrets from Secret Manager in" in output, output
+    assert "while the app loaded" in output
+    assert "from-secret-manager" not in output
 
 
 def test_nothing_private_or_test_only_is_in_the_image(containers: Containers, image: str) -> None:
