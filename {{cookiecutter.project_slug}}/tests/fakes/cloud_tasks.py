@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,7 +136,7 @@ class FakeCloudTasks(FakeGrpcServer):
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._stopping = False
-        self._pool = ThreadPoolExecutor(max_workers=8)
+        self._deliveries = threading.BoundedSemaphore(8)  # concurrent deliveries
         self._http = httpx.Client(timeout=delivery_timeout)
         self._certs_server = ThreadingHTTPServer(("127.0.0.1", 0), self._certs_handler())
         super().__init__(
@@ -206,9 +205,18 @@ class FakeCloudTasks(FakeGrpcServer):
                 if self._stopping:
                     return
                 item = heapq.heappop(self._schedule)
-            self._pool.submit(self._deliver, item)
+            # Daemon threads: a process that exits abandons deliveries in flight (Cloud
+            # Tasks would retry them), instead of waiting up to `delivery_timeout`.
+            self._deliveries.acquire()
+            threading.Thread(target=self._deliver, args=(item,), daemon=True).start()
 
     def _deliver(self, item: _Scheduled) -> None:
+        try:
+            self._attempt(item)
+        finally:
+            self._deliveries.release()
+
+    def _attempt(self, item: _Scheduled) -> None:
         task = item.task
         request = task.http_request
         headers = dict(request.headers)
@@ -296,7 +304,6 @@ class FakeCloudTasks(FakeGrpcServer):
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
-        self._pool.shutdown(wait=True, cancel_futures=True)
         self._certs_server.shutdown()
         self._certs_server.server_close()
         self._http.close()
