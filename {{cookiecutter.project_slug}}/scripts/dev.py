@@ -16,8 +16,10 @@ import os
 {% endif %}
 import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
+from uvicorn.supervisors.statreload import StatReload
 
 from {{ cookiecutter.package_name }}.logs import build_log_config
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -49,7 +51,7 @@ def main() -> None:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         "{{ cookiecutter.package_name }}.main:app",
         host=settings.host,
         port=settings.port,
@@ -58,6 +60,27 @@ def main() -> None:
         log_config=build_log_config(settings),
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    Reloader(config, target=server.run, sockets=[config.bind_socket()]).run()
+
+
+class Reloader(StatReload):
+    """uvicorn's reloader (what `uvicorn.run(reload=True)` runs), minus a hang.
+
+    Its signal handler sets a `threading.Event`; a second signal that arrives
+    while the first handler holds the event's lock blocks the process for good.
+    A stop sent to the whole process group (an IDE's stop button, `kill --
+    -<pgid>`) brings SIGTERM twice: directly, and forwarded by `uv run` and by
+    `make`. Here every signal after the first is a no-op.
+    """
+
+    stopping = False
+
+    def signal_handler(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        super().signal_handler(sig, frame)
 
 
 if __name__ == "__main__":
