@@ -10,7 +10,9 @@ named by `{{ cookiecutter.project_slug }}`; the post-generation hook moves it
 to its sorted place, so a render's lock is byte for byte what `uv lock` writes.
 
 Needs network access to the package index; run it after changing any
-dependency in `{{cookiecutter.project_slug}}/pyproject.toml`.
+dependency in `{{cookiecutter.project_slug}}/pyproject.toml`. Each render starts
+from the current lock, so only what the change needs moves; `--upgrade`
+resolves everything afresh to the newest versions the constraints allow.
 """
 
 import argparse
@@ -38,6 +40,17 @@ Combo = tuple[bool, ...]
 def split_blocks(lock_text: str) -> list[str]:
     """The header, then one block per `[[package]]`, without separators."""
     return _BLOCK_SPLIT.split(lock_text.rstrip("\n"))
+
+
+def canonical(lock_text: str) -> str:
+    """A rendered lock as `uv lock` writes it: without the blank lines the
+    template's conditions leave, the service's own package in its sorted place.
+
+    `uv lock` leaves an up-to-date lock file as it is, so it must start from this.
+    """
+    header, *blocks = re.split(r"\n+(?=\[\[package\]\]\n)", lock_text.strip("\n"))
+    # sorted() is stable, so several versions of one package keep uv's order.
+    return "\n\n".join([header, *sorted(blocks, key=block_key)]) + "\n"
 
 
 def block_key(block: str) -> str:
@@ -103,7 +116,7 @@ def merge(locks: dict[Combo, str], names: Sequence[str]) -> str:
     return "".join(out) + "\n"
 
 
-def lock_for(combo: Combo, workdir: Path) -> str:
+def lock_for(combo: Combo, workdir: Path, *, upgrade: bool = False) -> str:
     context = dict(zip(DEPENDENCY_SWITCHES, combo, strict=True))
     project = Path(
         cookiecutter(
@@ -114,19 +127,27 @@ def lock_for(combo: Combo, workdir: Path) -> str:
             extra_context={"project_name": RENDER_SLUG, **context},
         )
     )
-    (project / "uv.lock").unlink(missing_ok=True)
-    subprocess.run(["uv", "lock", "--quiet"], cwd=project, check=True)  # noqa: S607
-    text = (project / "uv.lock").read_text()
+    lock = project / "uv.lock"
+    if upgrade:
+        lock.unlink()
+    else:
+        lock.write_text(canonical(lock.read_text()))
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "lock", "--quiet"], cwd=project, check=True)  # noqa: S603
+    text = lock.read_text()
     return text.replace(f'name = "{RENDER_SLUG}"', f'name = "{SLUG_PLACEHOLDER}"')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="fail if uv.lock is out of date")
+    parser.add_argument(
+        "--upgrade", action="store_true", help="resolve every package afresh, not from uv.lock"
+    )
     args = parser.parse_args(argv)
     combos = list(itertools.product((True, False), repeat=len(DEPENDENCY_SWITCHES)))
     with tempfile.TemporaryDirectory() as tmp:
-        locks = {combo: lock_for(combo, Path(tmp)) for combo in combos}
+        locks = {combo: lock_for(combo, Path(tmp), upgrade=args.upgrade) for combo in combos}
     merged = merge(locks, DEPENDENCY_SWITCHES)
     if args.check:
         if LOCK.read_text() != merged:
