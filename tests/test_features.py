@@ -10,7 +10,13 @@ from .conftest import Answers, Render, rendered_files
 
 # Strings that only a feature's own code, dependencies and docs contain.
 FEATURE_TRACES: dict[str, tuple[str, ...]] = {
-    "use_secret_manager": ("secretmanager", "secret_manager", "Secret Manager", "SecretManager"),
+    "use_secret_manager": (
+        "secretmanager",
+        "secret_manager",
+        "Secret Manager",
+        "SecretManager",
+        "crc32c",
+    ),
     "use_cloud_tasks": ("cloud_tasks", "tasks_v2", "Cloud Tasks", "CloudTasks", "/_tasks"),
     "use_terraform": ("terraform", ".tfvars", "hashicorp"),
 }

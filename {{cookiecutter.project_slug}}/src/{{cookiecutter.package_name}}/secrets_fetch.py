@@ -44,6 +44,10 @@ class SecretsError(RuntimeError):
     """Startup cannot go on: some declared secrets could not be read."""
 
 
+class CorruptPayload(Exception):
+    """A payload did not match the CRC32C checksum Secret Manager stored with it."""
+
+
 @dataclass(frozen=True, slots=True)
 class SecretSource:
     """Where and how to read: what `fetch_secrets()` needs from the settings."""
@@ -61,12 +65,17 @@ def fetch_secrets(source: SecretSource, paths: Mapping[str, str]) -> dict[str, s
     The client lives only for this one round trip: secrets are read once, at
     startup, so there is nothing to keep a connection open for.
     """
+    import google_crc32c
     from google.api_core import exceptions, retry
     from google.auth.exceptions import GoogleAuthError
 
     deadline = time.monotonic() + source.deadline_seconds
+    # A payload damaged on the way is read again, like a dropped connection.
     transient = retry.if_exception_type(
-        exceptions.ServiceUnavailable, exceptions.DeadlineExceeded, exceptions.InternalServerError
+        exceptions.ServiceUnavailable,
+        exceptions.DeadlineExceeded,
+        exceptions.InternalServerError,
+        CorruptPayload,
     )
     try:
         client = _client(source)
@@ -78,13 +87,23 @@ def fetch_secrets(source: SecretSource, paths: Mapping[str, str]) -> dict[str, s
             f"({type(error).__name__})"
         ) from None
 
-    def fetch(path: str) -> str:
+    def read(path: str) -> bytes:
+        """One attempt, checked against the checksum stored with the version."""
         remaining = max(deadline - time.monotonic(), 0.01)
+        payload = client.access_secret_version(name=path, retry=None, timeout=remaining).payload
+        if "data_crc32c" in payload and google_crc32c.value(payload.data) != payload.data_crc32c:
+            raise CorruptPayload(path)
+        return payload.data
+
+    def fetch(path: str) -> str:
         policy = retry.Retry(
-            predicate=transient, initial=0.05, maximum=1.0, multiplier=2, timeout=remaining
+            predicate=transient,
+            initial=0.05,
+            maximum=1.0,
+            multiplier=2,
+            timeout=max(deadline - time.monotonic(), 0.01),
         )
-        response = client.access_secret_version(name=path, retry=policy, timeout=remaining)
-        return response.payload.data.decode("utf-8")
+        return policy(read)(path).decode("utf-8")
 
     values: dict[str, str] = {}
     failures: list[str] = []
@@ -141,6 +160,13 @@ def _explain(path: str, source: SecretSource, error: Exception) -> str:
         return (
             f"{path}: permission denied. Grant {ACCESSOR_ROLE} on secret '{secret}' in "
             f"project '{project}' to the service's runtime service account."
+        )
+    if isinstance(error, CorruptPayload) or (
+        isinstance(error, exceptions.RetryError) and isinstance(error.cause, CorruptPayload)
+    ):
+        return (
+            f"{path}: every copy received within {source.deadline_seconds:g} s failed "
+            "its CRC32C check (the payload was damaged on the way)."
         )
     if isinstance(
         error, exceptions.RetryError | exceptions.ServiceUnavailable | exceptions.DeadlineExceeded

@@ -4,6 +4,8 @@ Google ships no Secret Manager emulator, so this serves the calls the service
 and its tests make (AccessSecretVersion; CreateSecret, AddSecretVersion and
 ListSecrets to seed and inspect it) with the client library's own types.
 Point the service at it with `SECRET_MANAGER_EMULATOR_HOST=<address>`.
+Like the real service, it stores a CRC32C checksum with every version and
+returns it with the payload; `corrupt_next()` damages payloads on the way out.
 
 Standalone: `python -m tests.fakes.secret_manager --secret projects/p/secrets/dev-api-key=value`
 prints the address it listens on, then serves until interrupted.
@@ -13,6 +15,7 @@ import argparse
 import threading
 from collections.abc import Mapping
 
+import google_crc32c
 import grpc
 from google.cloud import secretmanager_v1 as sm
 
@@ -26,6 +29,7 @@ class FakeSecretManager(FakeGrpcServer):
 
     def __init__(self, *, port: int = 0) -> None:
         self._versions: dict[str, list[bytes]] = {}
+        self._corrupt: dict[str, int] = {}
         self._lock = threading.Lock()
         super().__init__(
             SERVICE,
@@ -50,6 +54,11 @@ class FakeSecretManager(FakeGrpcServer):
             versions.append(data)
             return f"{secret}/versions/{len(versions)}"
 
+    def corrupt_next(self, secret: str, times: int = 1) -> None:
+        """Flip a bit in the next `times` payloads of `secret` sent, keeping their checksum."""
+        with self._lock:
+            self._corrupt[secret] = times
+
     def _access(self, request: sm.AccessSecretVersionRequest) -> sm.AccessSecretVersionResponse:
         secret, _, version = request.name.partition("/versions/")
         with self._lock:
@@ -62,8 +71,13 @@ class FakeSecretManager(FakeGrpcServer):
                     grpc.StatusCode.NOT_FOUND, f"Secret Version [{request.name}] not found."
                 )
             data = versions[number - 1]
+            checksum = google_crc32c.value(data)
+            if self._corrupt.get(secret, 0) > 0:
+                self._corrupt[secret] -= 1
+                data = bytes([data[0] ^ 1]) + data[1:] if data else b"\x00"
         return sm.AccessSecretVersionResponse(
-            name=f"{secret}/versions/{number}", payload=sm.SecretPayload(data=data)
+            name=f"{secret}/versions/{number}",
+            payload=sm.SecretPayload(data=data, data_crc32c=checksum),
         )
 
     def _create(self, request: sm.CreateSecretRequest) -> sm.Secret:

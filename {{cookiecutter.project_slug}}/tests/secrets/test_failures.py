@@ -114,3 +114,29 @@ def test_no_credentials_outside_local_is_explained(dev_settings: Settings) -> No
 
     assert "No Google credentials" in message
     assert "gcloud auth application-default login" in message
+
+
+def test_a_damaged_payload_is_read_again(
+    secret_manager: FakeSecretManager, dev_settings: Settings
+) -> None:
+    secret_manager.put(secret_path("dev", "api-key"), "intact")
+    secret_manager.corrupt_next(secret_path("dev", "api-key"))
+
+    assert load_secrets(Secrets, dev_settings).api_key.get_secret_value() == "intact"
+    assert len(secret_manager.log.requests("AccessSecretVersion")) == 2
+
+
+def test_a_payload_damaged_every_time_stops_startup(
+    secret_manager: FakeSecretManager, dev_settings: Settings
+) -> None:
+    secret_manager.put(secret_path("dev", "api-key"), VALUE)
+    secret_manager.corrupt_next(secret_path("dev", "api-key"), times=1_000_000)
+    fast = dev_settings.model_copy(update={"secrets_deadline_seconds": 0.5})
+
+    message, elapsed = load_error(fast)
+
+    assert f"{secret_path('dev', 'api-key')}/versions/latest: every copy received" in message
+    assert "CRC32C" in message
+    assert VALUE not in message
+    assert VALUE[1:] not in message
+    assert elapsed < 3.0
