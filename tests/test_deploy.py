@@ -330,3 +330,42 @@ def test_makefile_names_match_terraform(project: Render) -> None:
     if project.context["use_terraform"]:
         main = (project.path / MODULE / "main.tf").read_text()
         assert 'name = "${var.service_name}-${var.environment}"' in main
+
+
+# What each Dependabot ecosystem reads, relative to the directory it is given.
+DEPENDABOT_MANIFESTS = {
+    "uv": ("pyproject.toml", "uv.lock"),
+    "docker": ("Dockerfile",),
+    "github-actions": (".github/workflows",),
+    "terraform": ("versions.tf",),
+}
+
+
+def test_dependabot_covers_every_pinned_ecosystem(project: Render) -> None:
+    path = project.path / ".github" / "dependabot.yml"
+    result = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = yaml.safe_load(path.read_text())["updates"]
+    ecosystems = {update["package-ecosystem"] for update in updates}
+    expected = {"uv", "docker", "github-actions"} | (
+        {"terraform"} if project.context["use_terraform"] else set()
+    )
+    assert ecosystems == expected
+    for update in updates:
+        manifests = DEPENDABOT_MANIFESTS[update["package-ecosystem"]]
+        directories = update.get("directories", [update.get("directory")])
+        for directory in directories:
+            for manifest in manifests:
+                where = project.path / directory.lstrip("/") / manifest
+                assert where.exists(), f"{update['package-ecosystem']}: no {where}"
+        assert update["cooldown"]["default-days"] >= 7, "fresh releases wait a week"
+    if project.context["use_terraform"]:
+        (terraform,) = (u for u in updates if u["package-ecosystem"] == "terraform")
+        pinned = {p.parent for p in (project.path / ROOT).rglob("versions.tf")}
+        covered = {project.path / d.lstrip("/") for d in terraform["directories"]}
+        assert pinned == covered, "every Terraform directory that pins providers"
