@@ -369,3 +369,63 @@ def test_dependabot_covers_every_pinned_ecosystem(project: Render) -> None:
         pinned = {p.parent for p in (project.path / ROOT).rglob("versions.tf")}
         covered = {project.path / d.lstrip("/") for d in terraform["directories"]}
         assert pinned == covered, "every Terraform directory that pins providers"
+
+
+STATUS_FUNCTIONS = re.compile(r"\b(always|cancelled|failure|success)\(\)")
+
+
+def jobs_that_run(flow: dict[Any, Any], github: dict[str, str], inputs: dict[str, str]) -> set[str]:
+    """The jobs of a workflow that run for one trigger, every job succeeding.
+
+    GitHub's rules: a condition without a status function means `success() &&`
+    it, and `success()` is false when a job it needs was skipped. Expressions
+    are evaluated by translating the operators this template uses to Python.
+    """
+    results: dict[str, str] = {}
+    for name, job in flow["jobs"].items():  # YAML order: needs come first here
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        condition = str(job.get("if", "success()"))
+        if not STATUS_FUNCTIONS.search(condition):
+            condition = f"success() && ({condition})"
+        names = {
+            "success": lambda: all(results[n] == "success" for n in needs),  # noqa: B023
+            "failure": lambda: any(results[n] == "failure" for n in needs),  # noqa: B023
+            "cancelled": lambda: False,
+            "always": lambda: True,
+            "startsWith": lambda text, prefix: str(text).startswith(prefix),
+            "context": {
+                **{f"github.{k}": v for k, v in github.items()},
+                **{f"inputs.{k}": v for k, v in inputs.items()},
+                **{f"needs.{n}.result": results[n] for n in needs},
+            },
+        }
+        lookup = r"context.get('\1', '')"
+        python = re.sub(r"\b((?:github|inputs|needs)\.[\w.]+)", lookup, condition)
+        python = python.replace("&&", " and ").replace("||", " or ")
+        python = re.sub(r"!(?!=)", " not ", python)
+        ran = eval(python, {"__builtins__": {}}, names)  # noqa: S307 (the template's own text)
+        results[name] = "success" if ran else "skipped"
+    return {name for name, result in results.items() if result == "success"}
+
+
+TRIGGERS = [
+    ("push to main", {"event_name": "push", "ref": "refs/heads/main"}, {}, {"dev"}),
+    ("tag", {"event_name": "push", "ref": "refs/tags/v1.2.0"}, {}, {"staging", "prod"}),
+    *(
+        (f"{env} by hand on {ref.split('/')[-1]}",
+         {"event_name": "workflow_dispatch", "ref": ref}, {"environment": env}, {env})
+        for env in ENVIRONMENTS
+        for ref in ("refs/heads/main", "refs/tags/v1.2.0")
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("github", "inputs", "deployed"),
+    [pytest.param(*case, id=name) for name, *case in TRIGGERS],
+)
+def test_each_trigger_deploys_what_the_readme_says(
+    project: Render, github: dict[str, str], inputs: dict[str, str], deployed: set[str]
+) -> None:
+    assert jobs_that_run(workflows(project)["deploy.yml"], github, inputs) == deployed
