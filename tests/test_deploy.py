@@ -321,7 +321,8 @@ def test_deployments_use_workload_identity_federation(project: Render) -> None:
     assert deploy["permissions"]["id-token"] == "write"
     assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
     top = flows["deploy.yml"]
-    assert top["jobs"]["prod"]["needs"] == "staging", "prod only after staging"
+    assert top["jobs"]["checks"]["uses"] == "./.github/workflows/ci.yml"
+    assert "workflow_call" in flows["ci.yml"][True], "deploy.yml runs the CI checks first"
 
 
 def test_makefile_names_match_terraform(project: Render) -> None:
@@ -374,8 +375,13 @@ def test_dependabot_covers_every_pinned_ecosystem(project: Render) -> None:
 STATUS_FUNCTIONS = re.compile(r"\b(always|cancelled|failure|success)\(\)")
 
 
-def jobs_that_run(flow: dict[Any, Any], github: dict[str, str], inputs: dict[str, str]) -> set[str]:
-    """The jobs of a workflow that run for one trigger, every job succeeding.
+def jobs_that_run(
+    flow: dict[Any, Any],
+    github: dict[str, str],
+    inputs: dict[str, str],
+    failing: frozenset[str] = frozenset(),
+) -> set[str]:
+    """The jobs of a workflow that run for one trigger, those in `failing` failing.
 
     GitHub's rules: a condition without a status function means `success() &&`
     it, and `success()` is false when a job it needs was skipped. Expressions
@@ -405,8 +411,8 @@ def jobs_that_run(flow: dict[Any, Any], github: dict[str, str], inputs: dict[str
         python = python.replace("&&", " and ").replace("||", " or ")
         python = re.sub(r"!(?!=)", " not ", python)
         ran = eval(python, {"__builtins__": {}}, names)  # noqa: S307 (the template's own text)
-        results[name] = "success" if ran else "skipped"
-    return {name for name, result in results.items() if result == "success"}
+        results[name] = ("failure" if name in failing else "success") if ran else "skipped"
+    return {name for name, result in results.items() if result != "skipped"}
 
 
 TRIGGERS = [
@@ -428,4 +434,7 @@ TRIGGERS = [
 def test_each_trigger_deploys_what_the_readme_says(
     project: Render, github: dict[str, str], inputs: dict[str, str], deployed: set[str]
 ) -> None:
-    assert jobs_that_run(workflows(project)["deploy.yml"], github, inputs) == deployed
+    flow = workflows(project)["deploy.yml"]
+    assert jobs_that_run(flow, github, inputs) == {"checks", *deployed}
+    # Nothing deploys a commit that fails the CI checks.
+    assert jobs_that_run(flow, github, inputs, failing=frozenset({"checks"})) == {"checks"}
