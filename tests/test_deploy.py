@@ -9,6 +9,7 @@ What cannot be checked here (no Google Cloud, no Terraform registry): that
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -438,3 +439,29 @@ def test_each_trigger_deploys_what_the_readme_says(
     assert jobs_that_run(flow, github, inputs) == {"checks", *deployed}
     # Nothing deploys a commit that fails the CI checks.
     assert jobs_that_run(flow, github, inputs, failing=frozenset({"checks"})) == {"checks"}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_make_deploy_gives_gcloud_valid_arguments(
+    project: Render, environment: str, tmp_path: Path
+) -> None:
+    """gcloud checks a command's flags and values before it looks for an
+    account: with none configured, a valid `gcloud run deploy` fails for want
+    of credentials (exit 1), a wrong flag or value fails as usage (exit 2)."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        pytest.skip("gcloud is not installed here")
+    dry_run = subprocess.run(
+        ["make", "-n", "deploy", f"ENV={environment}", "PROJECT=test-project", "TAG=abc123",
+         "SERVICE_URL=https://service.example"],
+        cwd=project.path, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = dry_run.stdout.replace("\\\n", " ").splitlines()
+    (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
+    env = {**os.environ, "CLOUDSDK_CONFIG": str(tmp_path), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    done = subprocess.run(
+        [gcloud, *deploy[1:]], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "You do not currently have an active account selected" in done.stderr, done.stderr
