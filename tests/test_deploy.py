@@ -300,6 +300,46 @@ def test_actionlint_finds_what_is_wrong(
     assert any("no-such-job" in finding for finding in findings), findings
 
 
+# zizmor audits the workflows and the Dependabot config for security mistakes
+# (template injection, excessive permissions, persisted credentials, ...), with
+# the two departures from its defaults explained in its config.
+ZIZMOR_CONFIG = TEMPLATE / "tests" / "zizmor" / "zizmor.yml"
+
+
+def zizmor_findings(target: Path) -> list[str]:
+    done = subprocess.run(
+        ["zizmor", "--offline", "--no-progress", "--format", "json",
+         "--config", str(ZIZMOR_CONFIG), str(target)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.stdout.startswith("["), done.stderr  # exit 10-14 only say how bad
+    findings = []
+    for finding in json.loads(done.stdout):
+        if finding["ignored"]:
+            continue
+        where = finding["locations"][0]
+        path = Path(where["symbolic"]["key"]["Local"]["verbatim_path"]).name
+        line = where["concrete"]["location"]["start_point"]["row"] + 1
+        findings.append(f"{finding['ident']}: {finding['desc']} ({path}:{line})")
+    return findings
+
+
+def test_workflows_pass_zizmor(project: Render) -> None:
+    assert zizmor_findings(project.path / ".github") == []
+
+
+def test_zizmor_finds_what_is_wrong(project: Render, tmp_path: Path) -> None:
+    ci = (project.path / ".github" / "workflows" / "ci.yml").read_text()
+    broken = tmp_path / ".github" / "workflows" / "ci.yml"
+    broken.parent.mkdir(parents=True)
+    title = "${{ github.event.pull_request.title }}"
+    broken.write_text(ci.replace("run: make test", f'run: make test TITLE="{title}"', 1))
+
+    findings = zizmor_findings(tmp_path / ".github")
+
+    assert any(finding.startswith("template-injection") for finding in findings), findings
+
+
 def test_ci_runs_what_the_makefile_runs(project: Render) -> None:
     ci = workflows(project)["ci.yml"]
     commands = [step.get("run", "") for step in ci["jobs"]["checks"]["steps"]]
@@ -323,6 +363,9 @@ def test_deployments_use_workload_identity_federation(project: Render) -> None:
     assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
     top = flows["deploy.yml"]
     assert top["jobs"]["checks"]["uses"] == "./.github/workflows/ci.yml"
+    assert top["permissions"] == {"contents": "read"}, "no OIDC token for the checks"
+    for environment in ENVIRONMENTS:
+        assert top["jobs"][environment]["permissions"]["id-token"] == "write"
     assert "workflow_call" in flows["ci.yml"][True], "deploy.yml runs the CI checks first"
 
 
