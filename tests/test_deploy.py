@@ -484,6 +484,41 @@ def test_each_trigger_deploys_what_the_readme_says(
     assert jobs_that_run(flow, github, inputs, failing=frozenset({"checks"})) == {"checks"}
 
 
+def gcloud_without_account(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """gcloud, with a fresh configuration: no account, no prompts."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        pytest.skip("gcloud is not installed here")
+    env = {**os.environ, "CLOUDSDK_CONFIG": str(tmp_path), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    return gcloud, env
+
+
+NO_ACCOUNT = "You do not currently have an active account selected"
+
+
+def test_readme_gcloud_commands_are_valid(project: Render, tmp_path: Path) -> None:
+    """The README's shell blocks, run as written (with the variables they
+    expect) against gcloud with no account: each must get as far as asking
+    for credentials. `gcloud auth` commands are interactive and skipped."""
+    _, env = gcloud_without_account(tmp_path)
+    readme = (project.path / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    commands = [line for line in lines if re.search(r"(^|\| )gcloud (?!auth )", line)]
+    if project.context["use_secret_manager"]:
+        assert any("secrets create" in command for command in commands)
+    env |= {"GCP_PROJECT": "test-project",
+            "RUNTIME_SERVICE_ACCOUNT": "run@test-project.iam.gserviceaccount.com"}  # fmt: skip
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert NO_ACCOUNT in done.stderr, f"{command}\n{done.stderr}"
+        assert done.returncode == 1, command
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_make_deploy_gives_gcloud_valid_arguments(
     project: Render, environment: str, tmp_path: Path
@@ -491,9 +526,7 @@ def test_make_deploy_gives_gcloud_valid_arguments(
     """gcloud checks a command's flags and values before it looks for an
     account: with none configured, a valid `gcloud run deploy` fails for want
     of credentials (exit 1), a wrong flag or value fails as usage (exit 2)."""
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        pytest.skip("gcloud is not installed here")
+    gcloud, env = gcloud_without_account(tmp_path)
     dry_run = subprocess.run(
         ["make", "-n", "deploy", f"ENV={environment}", "PROJECT=test-project", "TAG=abc123",
          "SERVICE_URL=https://service.example"],
@@ -501,10 +534,8 @@ def test_make_deploy_gives_gcloud_valid_arguments(
     )  # fmt: skip
     lines = dry_run.stdout.replace("\\\n", " ").splitlines()
     (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
-    env = {**os.environ, "CLOUDSDK_CONFIG": str(tmp_path), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     done = subprocess.run(
         [gcloud, *deploy[1:]], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 1, done.stderr
-    assert "You do not currently have an active account selected" in done.stderr, done.stderr
+    assert NO_ACCOUNT in done.stderr, done.stderr
