@@ -7,12 +7,14 @@ cache makes each further environment a matter of seconds.
 """
 
 import hashlib
+import json
 import os
 import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,27 @@ class Render:
                 f"with {result.returncode}:\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    @contextmanager
+    def local_server(self, fake: str, *args: str) -> Iterator[dict[str, str]]:
+        """Run one of the project's local Google servers (`tests.fakes.<fake>`)
+        as a process; yields the settings that point the service at it."""
+        process = subprocess.Popen(
+            [str(self.env_dir / "bin" / "python"), "-m", f"tests.fakes.{fake}", *args],
+            cwd=self.path,
+            env=tool_env(self.env_dir),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            settings: dict[str, str] = json.loads(process.stdout.readline())
+            yield settings
+        finally:
+            process.terminate()
+            process.wait()
+            if process.stdout:
+                process.stdout.close()
 
 
 def uv_bin_dir() -> str:

@@ -8,7 +8,6 @@ sets REQUIRE_CONTAINER_TESTS=1 so that there a missing tool fails instead.
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from .conftest import (
     Render,
     free_port,
     record_figure,
-    tool_env,
     wait_until_healthy,
 )
 from .containers import Containers, missing_tools, prepare_base_images
@@ -119,20 +117,14 @@ def test_image_reads_its_secrets_while_the_app_loads(
     project = render({})
     project.run("uv", "sync", "--locked", "--quiet")
     seeded = "projects/image-test/secrets/dev-api-key=from-secret-manager"
-    fake = subprocess.Popen(
-        [str(project.env_dir / "bin" / "python"), "-m", "tests.fakes.secret_manager",
-         "--secret", seeded],
-        cwd=project.path, env=tool_env(project.env_dir), stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert fake.stdout is not None
-        emulator = json.loads(fake.stdout.readline())["SECRET_MANAGER_EMULATOR_HOST"]
+    with project.local_server("secret_manager", "--secret", seeded) as google:
         port = free_port()
         name = f"service-{port}"
         containers.run(
             "podman", "run", "-d", "--name", name, "--runtime", "runc", "--network", "host",
             "--read-only", "-e", f"PORT={port}", "-e", "ENVIRONMENT=dev",
-            "-e", "GCP_PROJECT=image-test", "-e", f"SECRET_MANAGER_EMULATOR_HOST={emulator}",
+            "-e", "GCP_PROJECT=image-test",
+            "-e", f"SECRET_MANAGER_EMULATOR_HOST={google['SECRET_MANAGER_EMULATOR_HOST']}",
             "-e", "TASKS_WARM_UP=false", image,
         )  # fmt: skip
         try:
@@ -140,9 +132,6 @@ def test_image_reads_its_secrets_while_the_app_loads(
             logs = containers.run("podman", "logs", name)
         finally:
             containers.run("podman", "rm", "-f", name, check=False)
-    finally:
-        fake.terminate()
-        fake.wait()
     output = logs.stdout + logs.stderr
     assert "Read 1 secrets from Secret Manager in" in output, output
     assert "while the app loaded" in output

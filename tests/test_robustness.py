@@ -3,7 +3,6 @@ server process: schemathesis against its own OpenAPI schema, and a SIGTERM in
 the middle of a load of 32 connections."""
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -46,44 +45,33 @@ def service(render: Callable[[Answers], Render]) -> Iterator[Service]:
     Cloud Tasks server delivering its tasks; JSON logs, one line per request."""
     project = render({})
     project.run("uv", "sync", "--locked")
-    env = tool_env(project.env_dir)
-    python = str(project.env_dir / "bin" / "python")
-    fake = subprocess.Popen(
-        [python, "-m", "tests.fakes.cloud_tasks", "--queue",
-         "projects/your-gcp-project/locations/europe-west3/queues/default"],
-        cwd=project.path, env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert fake.stdout is not None
-    google = json.loads(fake.stdout.readline())
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [python, "-m", project.context["package_name"]],
-        cwd=project.path,
-        env={**env, **google, "PORT": str(port), "SERVICE_URL": url, "LOG_FORMAT": "json",
-             "ENVIRONMENT": "local"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    service = Service(url, process)
-    reader = threading.Thread(
-        target=lambda: service.lines.extend(line.rstrip("\n") for line in process.stdout or []),
-        daemon=True,
-    )
-    reader.start()
-    try:
-        wait_until_healthy(url)
-        yield service
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        reader.join(timeout=5)
-        fake.terminate()
-        fake.wait()
-        if fake.stdout:
-            fake.stdout.close()
+    queue = "projects/your-gcp-project/locations/europe-west3/queues/default"
+    with project.local_server("cloud_tasks", "--queue", queue) as google:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = subprocess.Popen(
+            [str(project.env_dir / "bin" / "python"), "-m", project.context["package_name"]],
+            cwd=project.path,
+            env={**tool_env(project.env_dir), **google, "PORT": str(port), "SERVICE_URL": url,
+                 "LOG_FORMAT": "json", "ENVIRONMENT": "local"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        service = Service(url, process)
+        reader = threading.Thread(
+            target=lambda: service.lines.extend(line.rstrip("\n") for line in process.stdout or []),
+            daemon=True,
+        )
+        reader.start()
+        try:
+            wait_until_healthy(url)
+            yield service
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            reader.join(timeout=5)
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
