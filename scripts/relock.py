@@ -16,6 +16,7 @@ resolves everything afresh to the newest versions the constraints allow.
 """
 
 import argparse
+import importlib.util
 import itertools
 import re
 import subprocess
@@ -44,13 +45,21 @@ def split_blocks(lock_text: str) -> list[str]:
 
 def canonical(lock_text: str) -> str:
     """A rendered lock as `uv lock` writes it: without the blank lines the
-    template's conditions leave, the service's own package in its sorted place.
+    template's conditions leave, the service's own package in its sorted place
+    (by the post-generation hook's own function).
 
     `uv lock` leaves an up-to-date lock file as it is, so it must start from this.
     """
-    header, *blocks = re.split(r"\n+(?=\[\[package\]\]\n)", lock_text.strip("\n"))
-    # sorted() is stable, so several versions of one package keep uv's order.
-    return "\n\n".join([header, *sorted(blocks, key=block_key)]) + "\n"
+    spec = importlib.util.spec_from_file_location(
+        "post_gen", TEMPLATE / "hooks" / "post_gen_project.py"
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load hooks/post_gen_project.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    collapsed = re.sub(r"\n+(?=\[\[package\]\]\n)", "\n\n", lock_text.strip("\n"))
+    sorted_lock: str = hook.sort_lock_packages(collapsed)
+    return sorted_lock
 
 
 def block_key(block: str) -> str:
