@@ -161,9 +161,8 @@ def _explain(path: str, source: SecretSource, error: Exception) -> str:
             f"{path}: permission denied. Grant {ACCESSOR_ROLE} on secret '{secret}' in "
             f"project '{project}' to the service's runtime service account."
         )
-    if isinstance(error, CorruptPayload) or (
-        isinstance(error, exceptions.RetryError) and isinstance(error.cause, CorruptPayload)
-    ):
+    # The retry policy ends every run of damaged copies with a RetryError.
+    if isinstance(error, exceptions.RetryError) and isinstance(error.cause, CorruptPayload):
         return (
             f"{path}: every copy received within {source.deadline_seconds:g} s failed "
             "its CRC32C check (the payload was damaged on the way)."
