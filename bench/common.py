@@ -71,12 +71,12 @@ def requirements_env(requirements: Path, venv: Path) -> Path:
 
 
 def run_probe(python: Path, script: str, *args: str, project: Path) -> str:
-    """Run a script of this folder with a rendered project's Python, from the
-    project's root (so its `tests` package imports); returns its stdout."""
+    """Run a script of this folder with a rendered project's Python (its
+    environment holds the local Google servers), from the project's root;
+    returns its stdout."""
     result = subprocess.run(
         [str(python), str(BENCH / script), *args],
         cwd=project,
-        env={**os.environ, "PYTHONPATH": str(project)},
         capture_output=True,
         text=True,
         check=False,

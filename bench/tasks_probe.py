@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-from tests.fakes.cloud_tasks import FakeCloudTasks
+from local_google.cloud_tasks import LocalCloudTasks
 
 PACKAGE, COUNT, RUNS, LATENCY = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 client_module = __import__(f"{PACKAGE}.tasks.client", fromlist=["x"])
@@ -54,7 +54,7 @@ def naive(address: str, queue_path: str, url: str) -> None:
 
 
 async def main() -> None:
-    with FakeCloudTasks() as server:
+    with LocalCloudTasks() as server:
         settings = settings_module.Settings(
             gcp_project="bench-project", cloud_tasks_emulator_host=server.address, _env_file=None
         )

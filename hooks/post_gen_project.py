@@ -20,14 +20,15 @@ import yaml
 # of its switches is on, and it lies in no removed path; otherwise it is
 # removed: features switch by whole files.
 FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
-    "tests/fakes": frozenset({"use_secret_manager", "use_cloud_tasks"}),
+    "dev/local_google/grpc_server.py": frozenset({"use_secret_manager", "use_cloud_tasks"}),
     "src/{package}/secrets.py": frozenset({"use_secret_manager"}),
-    "src/{package}/secrets_fetch.py": frozenset({"use_secret_manager"}),
-    "tests/fakes/secret_manager.py": frozenset({"use_secret_manager"}),
+    "src/{package}/secret_manager.py": frozenset({"use_secret_manager"}),
+    "src/{package}/secrets_prefetch.py": frozenset({"use_secret_manager"}),
+    "dev/local_google/secret_manager.py": frozenset({"use_secret_manager"}),
     "tests/secrets": frozenset({"use_secret_manager"}),
     "src/{package}/tasks": frozenset({"use_cloud_tasks"}),
     "src/{package}/api/signups.py": frozenset({"use_cloud_tasks"}),
-    "tests/fakes/cloud_tasks.py": frozenset({"use_cloud_tasks"}),
+    "dev/local_google/cloud_tasks.py": frozenset({"use_cloud_tasks"}),
     "tests/tasks": frozenset({"use_cloud_tasks"}),
     "deploy/terraform": frozenset({"use_terraform"}),
     "deploy/terraform/modules/service/secrets.tf": frozenset({"use_secret_manager"}),

@@ -77,10 +77,10 @@ class Render:
 
     @contextmanager
     def local_server(self, fake: str, *args: str) -> Iterator[dict[str, str]]:
-        """Run one of the project's local Google servers (`tests.fakes.<fake>`)
+        """Run one of the project's local Google servers (`local_google.<fake>`)
         as a process; yields the settings that point the service at it."""
         process = subprocess.Popen(
-            [str(self.env_dir / "bin" / "python"), "-m", f"tests.fakes.{fake}", *args],
+            [str(self.env_dir / "bin" / "python"), "-m", f"local_google.{fake}", *args],
             cwd=self.path,
             env=tool_env(self.env_dir),
             stdout=subprocess.PIPE,

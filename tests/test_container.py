@@ -142,7 +142,7 @@ def test_nothing_private_or_test_only_is_in_the_image(containers: Containers, im
     find = containers.run(
         "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
         image, "sh", "-c",
-        "find / -xdev \\( -name '.env*' -o -name '.git' -o -path '*/tests/fakes*' "
+        "find / -xdev \\( -name '.env*' -o -name '.git' -o -path '*/local_google*' "
         "-o -path '*/site-packages/tests*' -o -name uv.lock -o -name pyproject.toml \\) -print; "
         "ls /src 2>&1; command -v uv gcc cc || true",
     )  # fmt: skip

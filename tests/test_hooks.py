@@ -264,7 +264,7 @@ CORRUPTIONS: list[tuple[str, str, str | None, str]] = [
     ("deploy.yaml", "key: [unclosed\n", None, "deploy.yaml: does not parse"),
     ("settings.json", "{not json", None, "settings.json: does not parse"),
     ("src/my_service/secrets.py", "", "delete", "src/my_service/secrets.py: missing"),
-    ("tests/fakes/cloud_tasks.py", "", "delete", "tests/fakes/cloud_tasks.py: missing"),
+    ("dev/local_google/cloud_tasks.py", "", "delete", "dev/local_google/cloud_tasks.py: missing"),
 ]
 
 
@@ -329,7 +329,7 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
     assert "src/svc/secrets.py" in removed
     assert "tests/secrets" in removed
     assert "deploy/terraform/modules/service/secrets.tf" in removed
-    assert "tests/fakes" not in removed, "Cloud Tasks still needs the fakes"
+    assert "dev/local_google/grpc_server.py" not in removed, "Cloud Tasks needs the gRPC server"
     assert not any("tasks" in path for path in removed)
     without_terraform = post_gen.paths_to_remove({**context, "use_terraform": False})
     assert "deploy/terraform" in without_terraform

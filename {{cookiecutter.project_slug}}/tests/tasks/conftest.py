@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from local_google.cloud_tasks import LocalCloudTasks, environment
 
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from ..fakes.cloud_tasks import FakeCloudTasks, environment
 from ..serving import ServerProcess
 
 PROJECT = "test-project"
@@ -84,8 +84,8 @@ serve(app, settings)
 
 
 @pytest.fixture
-def cloud_tasks() -> Iterator[FakeCloudTasks]:
-    server = FakeCloudTasks(min_backoff=0.05, max_backoff=0.4, max_attempts=6)
+def cloud_tasks() -> Iterator[LocalCloudTasks]:
+    server = LocalCloudTasks(min_backoff=0.05, max_backoff=0.4, max_attempts=6)
     settings = Settings(gcp_project=PROJECT, _env_file=None)
     server.add_queue(
         f"projects/{PROJECT}/locations/{settings.queue_location}/queues/{settings.tasks_queue}"
@@ -94,7 +94,7 @@ def cloud_tasks() -> Iterator[FakeCloudTasks]:
         yield server
 
 
-def service_env(cloud_tasks: FakeCloudTasks, **extra: str) -> dict[str, str]:
+def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:
     return {
         "GCP_PROJECT": PROJECT,
         "LOG_FORMAT": "json",
@@ -104,7 +104,7 @@ def service_env(cloud_tasks: FakeCloudTasks, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def service(cloud_tasks: FakeCloudTasks) -> Iterator[ServerProcess]:
+def service(cloud_tasks: LocalCloudTasks) -> Iterator[ServerProcess]:
     with ServerProcess(
         env=service_env(cloud_tasks), command=[sys.executable, "-c", TASK_APP]
     ) as server:

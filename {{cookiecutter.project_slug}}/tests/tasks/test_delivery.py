@@ -5,8 +5,8 @@ import time
 
 import grpc
 import httpx
+from local_google.cloud_tasks import LocalCloudTasks
 
-from ..fakes.cloud_tasks import FakeCloudTasks
 from ..serving import ServerProcess
 from .conftest import runs, wait_until
 
@@ -19,7 +19,7 @@ def defer(server: ServerProcess, **body: object) -> dict[str, object]:
 
 
 def test_deferred_task_runs_once_with_its_typed_payload(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     defer(service, task="record", payload={"text": "hello", "count": 3})
 
@@ -37,7 +37,7 @@ def test_deferred_task_runs_once_with_its_typed_payload(
 
 
 def test_failing_handler_is_retried_until_it_succeeds(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     defer(service, task="flaky", payload={"succeed_on_attempt": 3})
 
@@ -51,7 +51,7 @@ def test_failing_handler_is_retried_until_it_succeeds(
     assert len(failures) == 2, "each failure is logged with its traceback"
 
 
-def test_repeated_dedup_key_runs_once(service: ServerProcess, cloud_tasks: FakeCloudTasks) -> None:
+def test_repeated_dedup_key_runs_once(service: ServerProcess, cloud_tasks: LocalCloudTasks) -> None:
     first = defer(service, task="record", payload={"text": "a", "count": 1}, dedup_key="order-7")
     second = defer(service, task="record", payload={"text": "b", "count": 2}, dedup_key="order-7")
 
@@ -64,7 +64,7 @@ def test_repeated_dedup_key_runs_once(service: ServerProcess, cloud_tasks: FakeC
 
 
 def test_delayed_task_waits_for_its_time(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     before = time.time()
     defer(service, task="record", payload={"text": "later", "count": 1}, delay_seconds=1.5)
@@ -77,7 +77,7 @@ def test_delayed_task_waits_for_its_time(
 
 
 def test_transient_enqueue_failures_are_retried(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     cloud_tasks.faults.fail_next(grpc.StatusCode.UNAVAILABLE, method="CreateTask", times=2)
 
@@ -88,7 +88,7 @@ def test_transient_enqueue_failures_are_retried(
 
 
 def test_example_signup_defers_the_welcome_email(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     signup = {"email": "Ada@example.com", "name": "Ada"}
     first = httpx.post(f"{service.url}/signups", json=signup, timeout=30)
@@ -102,7 +102,7 @@ def test_example_signup_defers_the_welcome_email(
 
 
 def test_invalid_signup_is_rejected_before_anything_is_queued(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     response = httpx.post(f"{service.url}/signups", json={"email": "nope", "name": ""})
     assert response.status_code == 422

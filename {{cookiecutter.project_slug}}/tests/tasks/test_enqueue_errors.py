@@ -1,13 +1,13 @@
 """Enqueueing fails loudly and names the queue; nothing is dropped silently."""
 
 import httpx
+from local_google.cloud_tasks import LocalCloudTasks
 
-from ..fakes.cloud_tasks import FakeCloudTasks
 from ..serving import ServerProcess
 from .conftest import PROJECT, service_env
 
 
-def test_missing_queue_is_a_clear_error(cloud_tasks: FakeCloudTasks) -> None:
+def test_missing_queue_is_a_clear_error(cloud_tasks: LocalCloudTasks) -> None:
     env = service_env(cloud_tasks, TASKS_QUEUE="missing")
     with ServerProcess(env=env) as server:
         response = httpx.post(

@@ -16,13 +16,13 @@ import grpc
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
-from tests.fakes.cloud_tasks import FakeCloudTasks
+from local_google.cloud_tasks import LocalCloudTasks
 
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen()
 queue = "projects/p/locations/l/queues/q"
-server = FakeCloudTasks(delivery_timeout=60)
+server = LocalCloudTasks(delivery_timeout=60)
 server.add_queue(queue)
 server.start()
 channel = grpc.insecure_channel(server.address)

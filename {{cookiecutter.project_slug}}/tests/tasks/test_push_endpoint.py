@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
+from local_google.cloud_tasks import LocalCloudTasks, TokenSigner
 
-from ..fakes.cloud_tasks import FakeCloudTasks, TokenSigner
 from ..serving import ServerProcess
 from .conftest import INVOKER, log_entries, runs, wait_until
 
@@ -21,11 +21,11 @@ def push(
     return httpx.post(f"{server.url}/_tasks/{task}", json=body, headers=headers)
 
 
-def good_token(cloud_tasks: FakeCloudTasks, server: ServerProcess, **claims: Any) -> str:
+def good_token(cloud_tasks: LocalCloudTasks, server: ServerProcess, **claims: Any) -> str:
     return cloud_tasks.signer.token(INVOKER, server.url, **claims)
 
 
-def test_a_genuine_push_runs_the_task(service: ServerProcess, cloud_tasks: FakeCloudTasks) -> None:
+def test_a_genuine_push_runs_the_task(service: ServerProcess, cloud_tasks: LocalCloudTasks) -> None:
     response = push(service, good_token(cloud_tasks, service))
     assert response.status_code == 200
     assert response.json() == {"status": "done"}
@@ -47,7 +47,7 @@ def test_a_genuine_push_runs_the_task(service: ServerProcess, cloud_tasks: FakeC
     ],
 )
 def test_bad_tokens_are_refused_and_nothing_runs(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks, case: str, expected: int
+    service: ServerProcess, cloud_tasks: LocalCloudTasks, case: str, expected: int
 ) -> None:
     now = int(time.time())
     tokens: dict[str, str | None] = {
@@ -67,14 +67,16 @@ def test_bad_tokens_are_refused_and_nothing_runs(
     assert runs(service, "record") == []
 
 
-def test_certificates_are_fetched_once(service: ServerProcess, cloud_tasks: FakeCloudTasks) -> None:
+def test_certificates_are_fetched_once(
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
+) -> None:
     for _ in range(5):
         assert push(service, good_token(cloud_tasks, service)).status_code == 200
     assert cloud_tasks.certs_requests == 1
 
 
 def test_unknown_task_is_acknowledged_and_logged(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     response = push(service, good_token(cloud_tasks, service), task="no-such-task")
 
@@ -89,7 +91,7 @@ def test_unknown_task_is_acknowledged_and_logged(
 
 
 def test_invalid_payload_is_acknowledged_and_logged(
-    service: ServerProcess, cloud_tasks: FakeCloudTasks
+    service: ServerProcess, cloud_tasks: LocalCloudTasks
 ) -> None:
     response = push(service, good_token(cloud_tasks, service), body={"text": 5})
 

@@ -9,7 +9,7 @@ signed by a key generated at start, whose certificate it serves over HTTP
 2xx is retried with exponential backoff up to `max_attempts`.
 Everything binds 127.0.0.1. Standalone:
 
-    python -m tests.fakes.cloud_tasks --queue projects/p/locations/l/queues/default
+    python -m local_google.cloud_tasks --queue projects/p/locations/l/queues/default
 
 prints its addresses as JSON, then serves until interrupted.
 """
@@ -36,7 +36,7 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 from google.cloud import tasks_v2
 
-from .grpc_server import FakeGrpcServer, RpcError, serve_until_interrupted
+from .grpc_server import LocalGrpcServer, RpcError, serve_until_interrupted
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
 ISSUER = "https://accounts.google.com"
@@ -112,7 +112,7 @@ class _Scheduled:
     previous_status: int | None = field(default=None, compare=False)
 
 
-class FakeCloudTasks(FakeGrpcServer):
+class LocalCloudTasks(LocalGrpcServer):
     def __init__(
         self,
         *,
@@ -294,7 +294,7 @@ class FakeCloudTasks(FakeGrpcServer):
 
         return CertsHandler
 
-    def start(self) -> "FakeCloudTasks":
+    def start(self) -> "LocalCloudTasks":
         super().start()
         threading.Thread(target=self._certs_server.serve_forever, daemon=True).start()
         threading.Thread(target=self._dispatch_loop, daemon=True).start()
@@ -310,14 +310,14 @@ class FakeCloudTasks(FakeGrpcServer):
         super().stop(grace)
 
 
-def serve(queues: list[str], *, port: int = 0) -> FakeCloudTasks:
-    server = FakeCloudTasks(port=port)
+def serve(queues: list[str], *, port: int = 0) -> LocalCloudTasks:
+    server = LocalCloudTasks(port=port)
     for queue in queues:
         server.add_queue(queue)
     return server.start()
 
 
-def environment(server: FakeCloudTasks) -> Mapping[str, str]:
+def environment(server: LocalCloudTasks) -> Mapping[str, str]:
     """The settings that point the service at this server."""
     return {
         "CLOUD_TASKS_EMULATOR_HOST": server.address,

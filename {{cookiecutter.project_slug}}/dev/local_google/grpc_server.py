@@ -111,7 +111,7 @@ class CallLog:
 Handler = Callable[[Any], Any]
 
 
-class FakeGrpcServer:
+class LocalGrpcServer:
     """Serves one gRPC service on 127.0.0.1 on a free port.
 
     `methods` maps a method name to (handler, request class, response class).
@@ -183,7 +183,7 @@ class FakeGrpcServer:
         self.stop()
 
 
-def serve_until_interrupted(server: FakeGrpcServer, settings: Mapping[str, str]) -> None:
+def serve_until_interrupted(server: LocalGrpcServer, settings: Mapping[str, str]) -> None:
     """Standalone use (`make dev`, benchmarks): print, as one JSON line, the
     settings that point a service at `server`, then serve until stopped."""
     print(json.dumps(dict(settings)), flush=True)

@@ -7,7 +7,7 @@ Point the service at it with `SECRET_MANAGER_EMULATOR_HOST=<address>`.
 Like the real service, it stores a CRC32C checksum with every version and
 returns it with the payload; `corrupt_next()` damages payloads on the way out.
 
-Standalone: `python -m tests.fakes.secret_manager --secret projects/p/secrets/dev-api-key=value`
+Standalone: `python -m local_google.secret_manager --secret projects/p/secrets/dev-api-key=value`
 prints the address it listens on, then serves until interrupted.
 """
 
@@ -19,12 +19,12 @@ import google_crc32c
 import grpc
 from google.cloud import secretmanager_v1 as sm
 
-from .grpc_server import FakeGrpcServer, RpcError, serve_until_interrupted
+from .grpc_server import LocalGrpcServer, RpcError, serve_until_interrupted
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
 
-class FakeSecretManager(FakeGrpcServer):
+class LocalSecretManager(LocalGrpcServer):
     """Secrets by resource name (`projects/<p>/secrets/<id>`), versions from 1."""
 
     def __init__(self, *, port: int = 0) -> None:
@@ -101,9 +101,9 @@ class FakeSecretManager(FakeGrpcServer):
         return sm.ListSecretsResponse(secrets=[sm.Secret(name=name) for name in names])
 
 
-def serve(secrets: Mapping[str, str], *, port: int = 0, latency: float = 0.0) -> FakeSecretManager:
+def serve(secrets: Mapping[str, str], *, port: int = 0, latency: float = 0.0) -> LocalSecretManager:
     """Start a seeded server (for `make dev`-style use and benchmarks)."""
-    server = FakeSecretManager(port=port)
+    server = LocalSecretManager(port=port)
     for name, value in secrets.items():
         server.put(name, value)
     server.faults.delay(latency)
