@@ -15,7 +15,7 @@ import sys
 
 package, secrets = sys.argv[1], int(sys.argv[2])
 try:  # What the service's own `python -m` does first, before pydantic loads.
-    prefetch = importlib.import_module(f"{package}.secrets_fetch").SecretPrefetch.start()
+    prefetch = importlib.import_module(f"{package}.secrets_prefetch").SecretPrefetch.start()
 except ModuleNotFoundError:  # Secret Manager switched off
     prefetch = None
 
@@ -28,6 +28,7 @@ settings_module = importlib.import_module(f"{package}.settings")
 settings = settings_module.Settings()
 model = getattr(settings_module, "Secrets", None)
 
+pending = None
 if model is not None:
     secrets_module = importlib.import_module(f"{package}.secrets")
     if secrets > 1:
@@ -36,13 +37,12 @@ if model is not None:
             for i in range(2, secrets + 1)
         }
         model = create_model("BenchSecrets", __base__=model, **extra)
-    secrets_module.prefetch_secrets(prefetch, model, settings)
+    # As the entry point does: the child learns what to read before the app loads.
+    pending = secrets_module.PendingSecrets(model, settings.secret_source, prefetch)
 
 main = importlib.import_module(f"{package}.main")
 server = importlib.import_module(f"{package}.server")
-if model is not None:
-    main.Secrets = model  # the lifespan looks `Secrets` up when it runs
-app = main.create_app(settings)
+app = main.create_app(settings) if pending is None else main.create_app(settings, secrets=pending)
 
 
 @app.post("/orders")

@@ -16,13 +16,13 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
     SecretManagerServiceGrpcAsyncIOTransport,
     SecretManagerServiceGrpcTransport,
 )
+from local_google.secret_manager import LocalSecretManager
 from pydantic import SecretStr, create_model
 from pydantic_settings import (
     BaseSettings,
     GoogleSecretManagerSettingsSource,
     PydanticBaseSettingsSource,
 )
-from tests.fakes.secret_manager import FakeSecretManager
 
 PACKAGE = sys.argv[1]
 SECRETS, LATENCY, RUNS = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -88,7 +88,7 @@ def one_round_trip(address: str) -> None:
 
 
 def main() -> None:
-    with FakeSecretManager() as server:
+    with LocalSecretManager() as server:
         for n in names:
             server.put(f"projects/{PROJECT}/secrets/dev-{n}", f"value-{n}")
             server.put(f"projects/{PROJECT}/secrets/{n}", f"value-{n}")
@@ -102,7 +102,9 @@ def main() -> None:
         Builtin = builtin_model(server.address)
         contenders = {
             "one round trip": lambda: one_round_trip(server.address),
-            "ours (sync client, thread pool)": lambda: secrets_module.load_secrets(Ours, settings),
+            "ours (sync client, thread pool)": lambda: secrets_module.load_secrets(
+                Ours, settings.secret_source
+            ),
             "async client + gather": lambda: asyncio.run(gather_async(server.address)),
             "pydantic-settings built-in source": lambda: Builtin(),
         }

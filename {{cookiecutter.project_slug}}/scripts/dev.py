@@ -5,7 +5,7 @@ Starts uvicorn with auto-reload on http://127.0.0.1:8080 (or `$PORT`), with
 account is needed.
 {% if cookiecutter.use_cloud_tasks %}
 
-Deferred tasks really run: a local Cloud Tasks server (the one the tests use)
+Deferred tasks really run: a local Cloud Tasks server (dev/local_google, as in the tests)
 starts alongside and delivers each task back to this service's push endpoint,
 with a signed OIDC token, exactly as Cloud Tasks would.
 {% endif %}
@@ -19,17 +19,15 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+{% if cookiecutter.use_cloud_tasks %}
+from local_google.cloud_tasks import environment, serve
+{% endif %}
 from uvicorn.supervisors.statreload import StatReload
 
 from {{ cookiecutter.package_name }}.logs import build_log_config
 from {{ cookiecutter.package_name }}.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-{% if cookiecutter.use_cloud_tasks %}
-sys.path.insert(0, str(PROJECT_ROOT))  # the local Cloud Tasks server lives in tests/fakes
-
-from tests.fakes.cloud_tasks import environment, serve  # noqa: E402
-{% endif %}
 
 
 def main() -> None:
@@ -52,7 +50,8 @@ def main() -> None:
         flush=True,
     )
     config = uvicorn.Config(
-        "{{ cookiecutter.package_name }}.main:app",
+        "{{ cookiecutter.package_name }}.main:create_app",
+        factory=True,
         host=settings.host,
         port=settings.port,
         reload=True,

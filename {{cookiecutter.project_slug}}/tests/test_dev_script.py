@@ -20,7 +20,7 @@ def dev_script() -> ModuleType:
 
 
 def test_a_second_stop_signal_never_waits_on_the_first() -> None:
-    config = uvicorn.Config("{{ cookiecutter.package_name }}.main:app", reload=True)
+    config = uvicorn.Config("{{ cookiecutter.package_name }}.main:create_app", reload=True)
     reloader = dev_script().Reloader(config, target=lambda sockets: None, sockets=[])
     reloader.signal_handler(signal.SIGTERM, None)
     assert reloader.should_exit.is_set()

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from {{ cookiecutter.package_name }}.logs import (
-    ACCESS_LOGGER,
-    CloudLoggingFormatter,
+from {{ cookiecutter.package_name }}.access_log import ACCESS_LOGGER
+from {{ cookiecutter.package_name }}.logs import CloudLoggingFormatter
+from {{ cookiecutter.package_name }}.trace_context import (
     TraceContext,
     current_trace,
     parse_cloud_trace_context,

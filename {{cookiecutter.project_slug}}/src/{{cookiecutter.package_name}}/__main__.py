@@ -1,29 +1,34 @@
 """`python -m {{ cookiecutter.package_name }}`: what the container runs."""
-
-from typing import TYPE_CHECKING, cast
-
 {% if cookiecutter.use_secret_manager %}
-# Only the standard library so far: the prefetch child forks before the rest loads.
-from .secrets_fetch import SecretPrefetch
 
+# Only the standard library so far: the prefetch child forks before the rest loads.
+from .secrets_prefetch import SecretPrefetch
 {% endif %}
-if TYPE_CHECKING:
-    from .settings import Settings
 
 
 def main() -> None:
 {% if cookiecutter.use_secret_manager %}
     # The child imports the Secret Manager library on another CPU while this
-    # process imports pydantic and the app (see secrets_fetch.py).
+    # process imports pydantic and the app (see secrets_prefetch.py).
     prefetch = SecretPrefetch.start()
-    from . import secrets, settings
+    from .secrets import PendingSecrets
+    from .settings import Secrets, Settings
 
-    secrets.prefetch_secrets(prefetch, settings.Secrets, settings.Settings())
-{% endif %}
-    from .main import app
+    settings = Settings()
+    # Tell the child which secrets to read as soon as the settings are known.
+    secrets = PendingSecrets(Secrets, settings.secret_source, prefetch)
+    from .main import create_app
     from .server import serve
 
-    serve(app, cast("Settings", app.state.settings))
+    serve(create_app(settings, secrets=secrets), settings)
+{% else %}
+    from .main import create_app
+    from .server import serve
+    from .settings import Settings
+
+    settings = Settings()
+    serve(create_app(settings), settings)
+{% endif %}
 
 
 if __name__ == "__main__":

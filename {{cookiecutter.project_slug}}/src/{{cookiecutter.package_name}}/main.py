@@ -13,14 +13,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from .access_log import RequestLogMiddleware
 {% if cookiecutter.use_cloud_tasks %}
 from .api import health, signups
 {% else %}
 from .api import health
 {% endif %}
-from .logs import RequestLogMiddleware
 {% if cookiecutter.use_secret_manager %}
-from .secrets import load_secrets
+from .secrets import PendingSecrets
 from .settings import Secrets, Settings
 {% else %}
 from .settings import Settings
@@ -32,16 +32,33 @@ from .tasks.client import task_queue
 {% endif %}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. Nothing here does I/O: that waits for the lifespan."""
+{% if cookiecutter.use_secret_manager %}
+def create_app(
+    settings: Settings | None = None, *, secrets: PendingSecrets[Secrets] | None = None
+) -> FastAPI:
+    """Build the app. Nothing here does I/O: that waits for the lifespan.
+
+    `settings` default to the environment's (as for `uvicorn --factory`);
+    `secrets` is a read of the secrets already under way (the entry point
+    starts one before it imports this module), else the lifespan starts one.
+    """
     settings = settings or Settings()
+{% else %}
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Nothing here does I/O: that waits for the lifespan.
+
+    `settings` default to the environment's (as for `uvicorn --factory`).
+    """
+    settings = settings or Settings()
+{% endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as clients:
 {% if cookiecutter.use_secret_manager %}
             # All declared secrets in one concurrent round trip; fails startup loudly.
-            app.state.secrets = await asyncio.to_thread(load_secrets, Secrets, settings)
+            pending = secrets or PendingSecrets(Secrets, settings.secret_source)
+            app.state.secrets = await asyncio.to_thread(pending.result)
 {% endif %}
 {% if cookiecutter.use_cloud_tasks %}
             # The queue's client is created in the background, off the startup path.
@@ -79,6 +96,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(push.router)
 {% endif %}
     return app
-
-
-app = create_app()

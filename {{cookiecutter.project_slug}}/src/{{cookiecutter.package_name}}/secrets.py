@@ -1,4 +1,4 @@
-"""Secrets from Google Secret Manager: declared fields only, fetched at once, fail loud.
+"""Secrets from Google Secret Manager: declared fields only, read at once, fail loud.
 
 Declare a secret on `Secrets` (in `settings.py`) with its Secret Manager name:
 
@@ -15,27 +15,25 @@ environment or `.env`, and declared defaults apply. Everywhere, an environment
 variable wins over Secret Manager, so Cloud Run's `--set-secrets` injection
 keeps working (https://cloud.google.com/run/docs/configuring/services/secrets).
 
+How a settings class gets its values, highest priority first: environment
+variables, then `.env` (both pydantic-settings' own sources), then Secret
+Manager for the declared fields neither of them sets, then the defaults. The
+Secret Manager values reach pydantic-settings as constructor arguments: only
+fields that no higher source sets are read, so they never override one.
+
 Compared with pydantic-settings' own `GoogleSecretManagerSettingsSource`, this
-source fetches only the declared fields, all of them concurrently, retries
-transient errors only within one short deadline, and turns NOT_FOUND,
-PERMISSION_DENIED and an unreachable service into one error that names every
-failing secret, its project and the IAM role needed, never a value.
+reads only the declared fields, all of them concurrently, retries transient
+errors only within one short deadline, and turns NOT_FOUND, PERMISSION_DENIED
+and an unreachable service into one error that names every failing secret,
+its project and the IAM role needed, never a value (`secret_manager.py`).
 
-Why the synchronous client in a small thread pool rather than the async client
-with `asyncio.gather`: settings sources are synchronous, and both take one round
-trip for ten secrets (measured: `make bench-secrets` in the template), so the
-simpler one wins; the lifespan runs it in a thread to keep the loop free.
-
-Cold start: `python -m` forks a child that imports the Secret Manager library
-and reads the secrets while the app loads (see `secrets_fetch.py`);
-`prefetch_secrets()` tells it which, `load_secrets()` takes its values.
+`PendingSecrets` is a read started early: by the entry point, with the forked
+prefetch (`secrets_prefetch.py`), finished by the app's lifespan.
 """
 
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -44,12 +42,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from .secrets_fetch import ACCESSOR_ROLE as ACCESSOR_ROLE
-from .secrets_fetch import SecretPrefetch, SecretSource, fetch_secrets
-from .secrets_fetch import SecretsError as SecretsError
-
-if TYPE_CHECKING:
-    from .settings import Environment, Settings
+from .secret_manager import SecretsError as SecretsError
+from .secret_manager import SecretSource, fetch_secrets
+from .secrets_prefetch import SecretPrefetch
 
 LOCAL = "local"  # the environment that never calls Secret Manager
 
@@ -62,25 +57,17 @@ class SecretManager:
     version: str = "latest"
 
 
-def secret_version_path(project: str, environment: "Environment", secret: SecretManager) -> str:
+def secret_version_path(project: str, environment: str, secret: SecretManager) -> str:
     """The one rule for where an environment's secret lives."""
     return f"projects/{project}/secrets/{environment}-{secret.name}/versions/{secret.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class _LoadConfig:
-    settings: "Settings"
-    prefetched: SecretPrefetch | None = None
-
-
-_loading: ContextVar[_LoadConfig | None] = ContextVar("_loading", default=None)
 
 
 class SecretSettings(BaseSettings):
     """Base class for settings that hold secrets.
 
-    Sources, highest priority first: constructor arguments, environment
-    variables, `.env`, then Secret Manager (only inside `load_secrets()`).
+    Sources, highest priority first: constructor arguments (where
+    `PendingSecrets` passes what it read from Secret Manager), environment
+    variables, `.env`, then the declared defaults.
     """
 
     model_config = SettingsConfigDict(
@@ -96,12 +83,7 @@ class SecretSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = (init_settings, env_settings, dotenv_settings)
-        config = _loading.get()
-        if config is None or config.settings.environment == LOCAL:
-            return sources
-        provided = {*init_settings(), *env_settings(), *dotenv_settings()}
-        return (*sources, SecretManagerSettingsSource(settings_cls, config, provided))
+        return (init_settings, env_settings, dotenv_settings)
 
 
 S = TypeVar("S", bound=SecretSettings)
@@ -117,88 +99,54 @@ def declared_secrets(model: type[BaseSettings]) -> dict[str, SecretManager]:
     }
 
 
-def load_secrets(model: type[S], settings: "Settings") -> S:
-    """Build `model`, reading its declared secrets from Secret Manager unless the
-    environment is `local` or an environment variable already sets them.
-
-    Blocking (gRPC calls in a small thread pool): from async code, run it with
-    `asyncio.to_thread`. Raises `SecretsError` if any secret cannot be read.
-    """
-    prefetched = _prefetches.pop(model, None)
-    if prefetched is not None and prefetched.source != source_of(settings):
-        prefetched.close()  # asked for other settings' secrets
-        prefetched = None
-    token = _loading.set(_LoadConfig(settings, prefetched))
-    try:
-        return model()
-    finally:
-        _loading.reset(token)
-        if prefetched is not None:
-            prefetched.close()
-
-
-class SecretManagerSettingsSource(PydanticBaseSettingsSource):
-    """Reads the declared secrets that nothing else provides, concurrently."""
-
-    def __init__(
-        self, settings_cls: type[BaseSettings], config: _LoadConfig, provided: set[str]
-    ) -> None:
-        super().__init__(settings_cls)
-        self._config = config
-        self._paths = secret_paths(settings_cls, config.settings, provided)
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        # Unused: __call__ fetches every wanted field at once.
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        if not self._paths:
-            return {}
-        prefetched = self._config.prefetched
-        values = prefetched.values(self._paths) if prefetched is not None else None
-        if values is None:
-            values = fetch_secrets(source_of(self._config.settings), self._paths)
-        return dict(values)
-
-
-def source_of(settings: "Settings") -> SecretSource:
-    return SecretSource(
-        project=settings.gcp_project,
-        environment=str(settings.environment),
-        emulator_host=settings.secret_manager_emulator_host,
-        deadline_seconds=settings.secrets_deadline_seconds,
-    )
-
-
-def secret_paths(
-    model: type[BaseSettings], settings: "Settings", provided: set[str]
-) -> dict[str, str]:
-    """Field to secret version path, for the declared secrets not `provided` otherwise."""
+def secrets_to_read(model: type[SecretSettings], source: SecretSource) -> dict[str, str]:
+    """Field to secret version path, for the declared secrets of `model` that
+    this environment reads from Secret Manager: none in `local`, and none that
+    an environment variable or `.env` sets."""
+    if source.environment == LOCAL:
+        return {}
+    provided = {*EnvSettingsSource(model)(), *DotEnvSettingsSource(model)()}
     return {
-        field: secret_version_path(settings.gcp_project, settings.environment, secret)
+        field: secret_version_path(source.project, source.environment, secret)
         for field, secret in declared_secrets(model).items()
         if field not in provided
     }
 
 
-_prefetches: dict[type[BaseSettings], SecretPrefetch] = {}
+class PendingSecrets(Generic[S]):
+    """The secrets of `model` for `source`: asked for now, built by `result()`.
+
+    With a started `SecretPrefetch`, the child reads them meanwhile (or learns
+    there is nothing to read and exits); without one, `result()` reads them.
+    """
+
+    def __init__(
+        self, model: type[S], source: SecretSource, prefetch: SecretPrefetch | None = None
+    ) -> None:
+        self.model = model
+        self.source = source
+        self._paths = secrets_to_read(model, source)
+        self._prefetch = prefetch
+        if prefetch is not None:
+            if self._paths:
+                prefetch.send(source, self._paths)
+            else:
+                prefetch.close()
+                self._prefetch = None
+
+    def result(self) -> S:
+        """The settings object with its secrets. Blocking (gRPC calls in a small
+        thread pool): from async code, run it with `asyncio.to_thread`.
+        Raises `SecretsError` if any secret cannot be read."""
+        values: dict[str, Any] = {}  # constructor arguments: pydantic-settings' init source
+        if self._paths:
+            prefetched = self._prefetch.values(self._paths) if self._prefetch else None
+            values.update(
+                prefetched if prefetched is not None else fetch_secrets(self.source, self._paths)
+            )
+        return self.model(**values)
 
 
-def prefetch_secrets(
-    prefetch: SecretPrefetch | None, model: type[SecretSettings], settings: "Settings"
-) -> None:
-    """Tell a started prefetch (`SecretPrefetch.start()`) which of `model`'s
-    secrets to read, for `load_secrets(model, settings)` to take later; or let
-    it go if this environment reads none from Secret Manager."""
-    if prefetch is None:
-        return
-    paths: dict[str, str] = {}
-    if settings.environment != LOCAL:
-        # The same sources, so the same fields, as `settings_customise_sources`.
-        provided = {*EnvSettingsSource(model)(), *DotEnvSettingsSource(model)()}
-        paths = secret_paths(model, settings, provided)
-    if not paths:
-        prefetch.close()
-        return
-    prefetch.send(source_of(settings), paths)
-    _prefetches[model] = prefetch
+def load_secrets(model: type[S], source: SecretSource) -> S:
+    """Read `model`'s secrets for `source` now (see `PendingSecrets`)."""
+    return PendingSecrets(model, source).result()

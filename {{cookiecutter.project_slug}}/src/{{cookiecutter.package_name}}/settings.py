@@ -18,6 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 {% if cookiecutter.use_secret_manager %}
 
+from .secret_manager import SecretSource
 from .secrets import SecretManager, SecretSettings
 {% endif %}
 
@@ -119,6 +120,18 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format == "json"
         return self.environment is not Environment.LOCAL
+{% if cookiecutter.use_secret_manager %}
+
+    @property
+    def secret_source(self) -> SecretSource:
+        """Where this environment's secrets are read from (see secrets.py)."""
+        return SecretSource(
+            project=self.gcp_project,
+            environment=self.environment.value,
+            emulator_host=self.secret_manager_emulator_host,
+            deadline_seconds=self.secrets_deadline_seconds,
+        )
+{% endif %}
 {% if cookiecutter.use_cloud_tasks %}
 
     @property
@@ -140,7 +153,7 @@ class Settings(BaseSettings):
 
 
 class Secrets(SecretSettings):
-    """Secret configuration, read at startup by `load_secrets()` (see secrets.py).
+    """Secret configuration, read at startup (see secrets.py).
 
     In `local` the defaults below apply unless the environment or `.env` sets a
     value; every other environment must get each secret from the environment or

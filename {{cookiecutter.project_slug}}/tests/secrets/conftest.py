@@ -3,17 +3,16 @@
 from collections.abc import Iterator
 
 import pytest
+from local_google.secret_manager import LocalSecretManager
 
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
-
-from ..fakes.secret_manager import FakeSecretManager
 
 PROJECT = "test-project"
 
 
 @pytest.fixture
-def secret_manager() -> Iterator[FakeSecretManager]:
-    with FakeSecretManager() as server:
+def secret_manager() -> Iterator[LocalSecretManager]:
+    with LocalSecretManager() as server:
         yield server
 
 
@@ -28,7 +27,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def dev_settings(secret_manager: FakeSecretManager, clean_env: None) -> Settings:
+def dev_settings(secret_manager: LocalSecretManager, clean_env: None) -> Settings:
     return Settings(
         environment=Environment.DEV,
         gcp_project=PROJECT,

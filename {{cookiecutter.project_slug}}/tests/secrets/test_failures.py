@@ -5,6 +5,7 @@ from typing import Annotated
 
 import grpc
 import pytest
+from local_google.secret_manager import LocalSecretManager
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.secrets import (
@@ -15,7 +16,6 @@ from {{ cookiecutter.package_name }}.secrets import (
 )
 from {{ cookiecutter.package_name }}.settings import Secrets, Settings
 
-from ..fakes.secret_manager import FakeSecretManager
 from ..serving import free_port
 from .conftest import PROJECT, secret_path
 
@@ -25,7 +25,7 @@ VALUE = "must-never-be-printed"
 def load_error(settings: Settings) -> tuple[str, float]:
     started = time.monotonic()
     with pytest.raises(SecretsError) as raised:
-        load_secrets(Secrets, settings)
+        load_secrets(Secrets, settings.secret_source)
     return str(raised.value), time.monotonic() - started
 
 
@@ -39,16 +39,16 @@ class PinnedToMissingVersion(SecretSettings):
     api_key: Annotated[SecretStr, SecretManager("api-key", version="9")]
 
 
-def test_missing_pinned_version(secret_manager: FakeSecretManager, dev_settings: Settings) -> None:
+def test_missing_pinned_version(secret_manager: LocalSecretManager, dev_settings: Settings) -> None:
     secret_manager.put(secret_path("dev", "api-key"), VALUE)
 
     with pytest.raises(SecretsError, match="versions/9: not found") as raised:
-        load_secrets(PinnedToMissingVersion, dev_settings)
+        load_secrets(PinnedToMissingVersion, dev_settings.secret_source)
     assert VALUE not in str(raised.value)
 
 
 def test_permission_denied_names_the_role(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), VALUE)
     secret_manager.faults.fail_always(grpc.StatusCode.PERMISSION_DENIED, "denied")
@@ -63,7 +63,7 @@ def test_permission_denied_names_the_role(
 
 
 def test_unavailable_service_fails_within_the_deadline(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), VALUE)
     secret_manager.faults.fail_always(grpc.StatusCode.UNAVAILABLE, "down")
@@ -86,16 +86,18 @@ def test_nothing_listening_fails_within_the_deadline(dev_settings: Settings) -> 
 
 
 def test_a_transient_error_is_retried(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "eventually")
     secret_manager.faults.fail_next(grpc.StatusCode.UNAVAILABLE, times=2)
 
-    assert load_secrets(Secrets, dev_settings).api_key.get_secret_value() == "eventually"
+    assert (
+        load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "eventually"
+    )
 
 
 def test_a_slow_service_hits_the_deadline(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), VALUE)
     secret_manager.faults.delay(3.0)
@@ -117,17 +119,17 @@ def test_no_credentials_outside_local_is_explained(dev_settings: Settings) -> No
 
 
 def test_a_damaged_payload_is_read_again(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "intact")
     secret_manager.corrupt_next(secret_path("dev", "api-key"))
 
-    assert load_secrets(Secrets, dev_settings).api_key.get_secret_value() == "intact"
+    assert load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "intact"
     assert len(secret_manager.log.requests("AccessSecretVersion")) == 2
 
 
 def test_a_payload_damaged_every_time_stops_startup(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), VALUE)
     secret_manager.corrupt_next(secret_path("dev", "api-key"), times=1_000_000)

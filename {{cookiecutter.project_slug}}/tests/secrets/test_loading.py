@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
+from local_google.secret_manager import LocalSecretManager
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.secrets import (
@@ -15,7 +16,6 @@ from {{ cookiecutter.package_name }}.secrets import (
 )
 from {{ cookiecutter.package_name }}.settings import Environment, Secrets, Settings
 
-from ..fakes.secret_manager import FakeSecretManager
 from .conftest import secret_path
 
 ACCESS = "AccessSecretVersion"
@@ -33,12 +33,12 @@ def test_the_rule_for_where_secrets_live() -> None:
 
 
 def test_dev_reads_its_own_secret(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "dev-value")
     secret_manager.put(secret_path("staging", "api-key"), "staging-value")
 
-    secrets = load_secrets(Secrets, dev_settings)
+    secrets = load_secrets(Secrets, dev_settings.secret_source)
 
     assert secrets.api_key.get_secret_value() == "dev-value"
     (request,) = secret_manager.log.requests(ACCESS)
@@ -46,21 +46,23 @@ def test_dev_reads_its_own_secret(
 
 
 def test_staging_reads_staging_secret(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("staging", "api-key"), "staging-value")
     staging = dev_settings.model_copy(update={"environment": Environment.STAGING})
 
-    assert load_secrets(Secrets, staging).api_key.get_secret_value() == "staging-value"
+    assert (
+        load_secrets(Secrets, staging.secret_source).api_key.get_secret_value() == "staging-value"
+    )
 
 
 def test_latest_is_the_newest_version(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "old")
     secret_manager.put(secret_path("dev", "api-key"), "new")
 
-    assert load_secrets(Secrets, dev_settings).api_key.get_secret_value() == "new"
+    assert load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "new"
 
 
 class PinnedSecrets(SecretSettings):
@@ -68,32 +70,35 @@ class PinnedSecrets(SecretSettings):
 
 
 def test_a_pinned_version_is_read_even_when_newer_exist(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "first")
     secret_manager.put(secret_path("dev", "api-key"), "second")
 
-    assert load_secrets(PinnedSecrets, dev_settings).api_key.get_secret_value() == "first"
+    assert (
+        load_secrets(PinnedSecrets, dev_settings.secret_source).api_key.get_secret_value()
+        == "first"
+    )
 
 
 def test_environment_variable_wins_and_costs_no_call(
-    secret_manager: FakeSecretManager, dev_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    secret_manager: LocalSecretManager, dev_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "from-secret-manager")
     monkeypatch.setenv("API_KEY", "from-environment")
 
-    secrets = load_secrets(Secrets, dev_settings)
+    secrets = load_secrets(Secrets, dev_settings.secret_source)
 
     assert secrets.api_key.get_secret_value() == "from-environment"
     assert secret_manager.log.requests(ACCESS) == []
 
 
 def test_local_never_calls_secret_manager(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     local = dev_settings.model_copy(update={"environment": Environment.LOCAL})
 
-    secrets = load_secrets(Secrets, local)
+    secrets = load_secrets(Secrets, local.secret_source)
 
     assert secrets.api_key.get_secret_value() == "local-only-api-key"
     assert secret_manager.log.calls == []
@@ -106,7 +111,7 @@ def test_local_reads_dotenv(
     (tmp_path / ".env").write_text("API_KEY=from-dotenv\n")
     local = dev_settings.model_copy(update={"environment": Environment.LOCAL})
 
-    assert load_secrets(Secrets, local).api_key.get_secret_value() == "from-dotenv"
+    assert load_secrets(Secrets, local.secret_source).api_key.get_secret_value() == "from-dotenv"
 
 
 class ManySecrets(SecretSettings):
@@ -124,14 +129,14 @@ class ManySecrets(SecretSettings):
 
 
 def test_ten_secrets_are_fetched_concurrently(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     for i in range(10):
         secret_manager.put(secret_path("dev", f"s{i}"), f"value-{i}")
     # Long enough that every call overlaps even on a busy machine; one at a time never would.
     secret_manager.faults.delay(0.4)
 
-    secrets = load_secrets(ManySecrets, dev_settings)
+    secrets = load_secrets(ManySecrets, dev_settings.secret_source)
 
     assert [getattr(secrets, f"s{i}").get_secret_value() for i in range(10)] == [
         f"value-{i}" for i in range(10)
@@ -143,7 +148,7 @@ def test_ten_secrets_are_fetched_concurrently(
 
 
 def test_values_never_reach_logs_or_reprs(
-    secret_manager: FakeSecretManager,
+    secret_manager: LocalSecretManager,
     dev_settings: Settings,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -151,7 +156,7 @@ def test_values_never_reach_logs_or_reprs(
     secret_manager.put(secret_path("dev", "api-key"), "hunter2-very-secret")
     caplog.set_level(logging.DEBUG)
 
-    secrets = load_secrets(Secrets, dev_settings)
+    secrets = load_secrets(Secrets, dev_settings.secret_source)
     logging.getLogger("test").info("loaded %s / %r", secrets, secrets)
 
     assert "hunter2-very-secret" not in repr(secrets)

@@ -12,32 +12,33 @@ import sys
 import textwrap
 
 import pytest
+from local_google.secret_manager import LocalSecretManager
 
-from {{ cookiecutter.package_name }}.secrets_fetch import DEPLOYED, SecretPrefetch
+from {{ cookiecutter.package_name }}.secrets_prefetch import DEPLOYED, SecretPrefetch
 from {{ cookiecutter.package_name }}.settings import Environment
 
-from ..fakes.secret_manager import FakeSecretManager
 from .conftest import PROJECT, secret_path
 
-# The program under test: prefetch, then load as the lifespan does, and report
-# what the startup process holds afterwards.
+# The program under test: the entry point's steps (fork, settings, ask the
+# child, build the app's secrets as the lifespan does), reporting what the
+# startup process holds afterwards.
 PROGRAM = """
 import json, logging, os, sys
-from {{ cookiecutter.package_name }} import secrets_fetch
+from {{ cookiecutter.package_name }} import secrets_prefetch
 
 parent = os.getpid()
 SETUP
-prefetch = secrets_fetch.SecretPrefetch.start()
+prefetch = secrets_prefetch.SecretPrefetch.start()
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from {{ cookiecutter.package_name }} import secrets
+from {{ cookiecutter.package_name }}.secrets import PendingSecrets, SecretsError
 from {{ cookiecutter.package_name }}.settings import Secrets, Settings
 
 settings = Settings()
-secrets.prefetch_secrets(prefetch, Secrets, settings)
-result = dict(forked=prefetch is not None, asked=Secrets in secrets._prefetches)
+pending = PendingSecrets(Secrets, settings.secret_source, prefetch)
+result = dict(forked=prefetch is not None, asked=pending._prefetch is not None)
 try:
-    loaded = secrets.load_secrets(Secrets, LOAD_SETTINGS)
-except secrets.SecretsError as error:
+    loaded = pending.result()
+except SecretsError as error:
     result["error"] = str(error)
 else:
     result["api_key"] = loaded.api_key.get_secret_value()
@@ -49,13 +50,9 @@ print(json.dumps(result))
 
 
 def run(
-    secret_manager: FakeSecretManager,
-    setup: str = "",
-    load_settings: str = "settings",
-    environment: str = "dev",
+    secret_manager: LocalSecretManager, setup: str = "", environment: str = "dev"
 ) -> tuple[dict[str, object], str]:
     program = PROGRAM.replace("SETUP", textwrap.dedent(setup))
-    program = program.replace("LOAD_SETTINGS", load_settings)
     env = {
         **os.environ,
         "ENVIRONMENT": environment,
@@ -73,7 +70,7 @@ def run(
 
 
 def test_the_child_reads_and_the_parent_never_loads_the_library(
-    secret_manager: FakeSecretManager,
+    secret_manager: LocalSecretManager,
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "from-the-child")
 
@@ -90,7 +87,7 @@ def test_the_child_reads_and_the_parent_never_loads_the_library(
     assert len(secret_manager.log.requests("AccessSecretVersion")) == 1
 
 
-def test_the_childs_failure_is_the_same_clear_error(secret_manager: FakeSecretManager) -> None:
+def test_the_childs_failure_is_the_same_clear_error(secret_manager: LocalSecretManager) -> None:
     result, _ = run(secret_manager)
 
     error = str(result["error"])
@@ -99,15 +96,15 @@ def test_the_childs_failure_is_the_same_clear_error(secret_manager: FakeSecretMa
     assert result["library_loaded"] == []
 
 
-def test_a_child_that_dies_leaves_the_parent_to_read(secret_manager: FakeSecretManager) -> None:
+def test_a_child_that_dies_leaves_the_parent_to_read(secret_manager: LocalSecretManager) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "read-by-the-parent")
     dies_in_the_child = """
-        real_fetch = secrets_fetch.fetch_secrets
+        real_fetch = secrets_prefetch.fetch_secrets
         def fetch(*args, **kwargs):
             if os.getpid() != parent:
                 os._exit(3)
             return real_fetch(*args, **kwargs)
-        secrets_fetch.fetch_secrets = fetch
+        secrets_prefetch.fetch_secrets = fetch
     """
 
     result, logs = run(secret_manager, setup=dies_in_the_child)
@@ -118,19 +115,7 @@ def test_a_child_that_dies_leaves_the_parent_to_read(secret_manager: FakeSecretM
     assert "while the app loaded" not in logs
 
 
-def test_other_settings_do_not_take_the_prefetched_values(
-    secret_manager: FakeSecretManager,
-) -> None:
-    secret_manager.put(secret_path("dev", "api-key"), "dev-value")
-    secret_manager.put(secret_path("staging", "api-key"), "staging-value")
-
-    staging = "Settings(environment='staging', _env_file=None)"
-    result, _ = run(secret_manager, load_settings=staging)
-
-    assert result["api_key"] == "staging-value"
-
-
-def test_local_forks_nothing(secret_manager: FakeSecretManager) -> None:
+def test_local_forks_nothing(secret_manager: LocalSecretManager) -> None:
     result, _ = run(secret_manager, environment="local")
 
     assert result == {
@@ -143,7 +128,7 @@ def test_local_forks_nothing(secret_manager: FakeSecretManager) -> None:
 
 
 def test_no_fork_once_threads_run(
-    secret_manager: FakeSecretManager, monkeypatch: pytest.MonkeyPatch
+    secret_manager: LocalSecretManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # This process runs the local Secret Manager's threads: a fork would copy
     # only this one, so there must be none.
@@ -153,7 +138,7 @@ def test_no_fork_once_threads_run(
 
 
 def test_an_environment_variable_leaves_nothing_to_prefetch(
-    secret_manager: FakeSecretManager,
+    secret_manager: LocalSecretManager,
 ) -> None:
     result, _ = run(secret_manager, setup="os.environ['API_KEY'] = 'from-the-environment'")
 
@@ -164,5 +149,5 @@ def test_an_environment_variable_leaves_nothing_to_prefetch(
 
 
 def test_the_prefetch_knows_every_deployed_environment() -> None:
-    # secrets_fetch.py cannot import settings.py (pydantic) before it forks.
+    # secrets_prefetch.py cannot import settings.py (pydantic) before it forks.
     assert {*DEPLOYED} == {e.value for e in Environment if e is not Environment.LOCAL}

@@ -3,12 +3,12 @@
 import httpx
 import pytest
 from fastapi import FastAPI
+from local_google.secret_manager import LocalSecretManager
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.secrets import SecretsError
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from ..fakes.secret_manager import FakeSecretManager
 from ..serving import ServerProcess
 from .conftest import PROJECT, secret_path
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_lifespan_loads_secrets(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "from-lifespan")
     app = create_app(dev_settings)
@@ -32,7 +32,7 @@ async def test_lifespan_fails_without_its_secrets(dev_settings: Settings) -> Non
 
 
 async def test_openapi_schema_holds_no_secret(
-    secret_manager: FakeSecretManager, dev_settings: Settings
+    secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "not-in-the-schema")
     app = create_app(dev_settings)
@@ -45,7 +45,7 @@ async def test_openapi_schema_holds_no_secret(
 
 
 def test_server_starts_with_secrets_from_secret_manager(
-    secret_manager: FakeSecretManager,
+    secret_manager: LocalSecretManager,
 ) -> None:
     secret_manager.put(secret_path("dev", "api-key"), "process-secret")
     env = {
@@ -62,7 +62,7 @@ def test_server_starts_with_secrets_from_secret_manager(
     assert "process-secret" not in "\n".join(server.lines)
 
 
-def test_server_refuses_to_start_without_its_secret(secret_manager: FakeSecretManager) -> None:
+def test_server_refuses_to_start_without_its_secret(secret_manager: LocalSecretManager) -> None:
     env = {
         "ENVIRONMENT": "prod",
         "GCP_PROJECT": PROJECT,

@@ -12,6 +12,7 @@ on its push endpoint, retries failures with backoff, and deduplicates by name.
     await send_welcome_email.defer(WelcomeEmail(...), dedup_key=user_id)
 """
 
-from .registry import Enqueued, TaskContext, task
+from .client import Enqueued
+from .registry import TaskContext, task
 
 __all__ = ["Enqueued", "TaskContext", "task"]

@@ -12,11 +12,11 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..settings import Settings
-from .registry import Enqueued
 
 if TYPE_CHECKING:
     from google.cloud.tasks_v2 import CloudTasksAsyncClient
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PUSH_PATH = "/_tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The result of `.defer()`: the task's full name, and whether a task with
+    the same dedup key was already queued (then nothing new was enqueued)."""
+
+    name: str
+    already_queued: bool = False
 
 
 class EnqueueError(RuntimeError):

@@ -13,6 +13,8 @@ from typing import Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel
 
+from .client import Enqueued, current_queue
+
 logger = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
@@ -31,15 +33,6 @@ class TaskContext:
     retry_count: int
     execution_count: int
     eta: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    """The result of `.defer()`: the task's full name, and whether a task with
-    the same dedup key was already queued (then nothing new was enqueued)."""
-
-    name: str
-    already_queued: bool = False
 
 
 Handler = Callable[[P, TaskContext], Awaitable[None]]
@@ -68,8 +61,6 @@ class Task(Generic[P]):
         Tasks with the same `dedup_key` run once (Cloud Tasks refuses a second
         task of the same name for about an hour after the first).
         """
-        from .client import current_queue  # here: the client module imports this one
-
         body = payload.model_dump_json().encode()
         return await current_queue().enqueue(self.name, body, delay=delay, dedup_key=dedup_key)
 
