@@ -157,9 +157,9 @@ def local_google(project: Path, python: Path, latency: float) -> Iterator[dict[s
         f"projects/{PROJECT}/locations/europe-west3/queues/my-service-dev",
     ]
     commands = [
-        [str(python), "-m", "local_google.secret_manager", "--latency", str(latency),
+        [str(python), "-m", "local_google", "--latency", str(latency),
          *(arg for s in secrets for arg in ("--secret", s))],
-        [str(python), "-m", "local_google.cloud_tasks",
+        [str(python), "-m", "local_google",
          *(arg for q in queues for arg in ("--queue", q))],
     ]  # fmt: skip
     processes = [

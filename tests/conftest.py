@@ -76,11 +76,11 @@ class Render:
         return result
 
     @contextmanager
-    def local_server(self, fake: str, *args: str) -> Iterator[dict[str, str]]:
-        """Run one of the project's local Google servers (`local_google.<fake>`)
-        as a process; yields the settings that point the service at it."""
+    def local_google(self, *args: str) -> Iterator[dict[str, str]]:
+        """Run the project's local stand-ins for Google (`python -m local_google`
+        with `args`) as a process; yields the settings that point the service at them."""
         process = subprocess.Popen(
-            [str(self.env_dir / "bin" / "python"), "-m", f"local_google.{fake}", *args],
+            [str(self.env_dir / "bin" / "python"), "-m", "local_google", *args],
             cwd=self.path,
             env=tool_env(self.env_dir),
             stdout=subprocess.PIPE,

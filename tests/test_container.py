@@ -71,7 +71,7 @@ def running(containers: Containers, image: str) -> Iterator[tuple[str, str]]:
     name = f"service-{port}"
     containers.run(
         "podman", "run", "-d", "--name", name, "--runtime", "runc", "--network", "host",
-        "--read-only", "-e", f"PORT={port}", image,
+        "--read-only", "-e", f"PORT={port}", "-e", "ENVIRONMENT=local", image,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -117,7 +117,7 @@ def test_image_reads_its_secrets_while_the_app_loads(
     project = render({})
     project.run("uv", "sync", "--locked", "--quiet")
     seeded = "projects/image-test/secrets/dev-api-key=from-secret-manager"
-    with project.local_server("secret_manager", "--secret", seeded) as google:
+    with project.local_google("--secret", seeded) as google:
         port = free_port()
         name = f"service-{port}"
         containers.run(
@@ -136,6 +136,72 @@ def test_image_reads_its_secrets_while_the_app_loads(
     assert "Read 1 secrets from Secret Manager in" in output, output
     assert "while the app loaded" in output
     assert "from-secret-manager" not in output
+
+
+def test_the_image_refuses_to_start_without_environment(containers: Containers, image: str) -> None:
+    """Fails closed: never `local`, with harmless defaults for secrets, by accident."""
+    result = containers.run(
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
+        image, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Cannot start: Invalid settings: ENVIRONMENT: Field required" in result.stderr
+
+
+INVOKER = "tasks-invoker@your-gcp-project.iam.gserviceaccount.com"
+QUEUE = "projects/your-gcp-project/locations/europe-west3/queues/default"
+
+
+@pytest.mark.parametrize("access", ["private", "public"])
+def test_tasks_reach_the_image_through_cloud_runs_front_end(
+    access: str, containers: Containers, image: str, render: Callable[[Answers], Render]
+) -> None:
+    """The local Cloud Tasks delivers through the local Cloud Run front end
+    into the image, deployed as `make deploy` deploys it: the welcome email
+    of a sign-up is sent exactly once; pushes nobody signed never reach it."""
+    project = render({})
+    project.run("uv", "sync", "--locked", "--quiet")
+    port = free_port()
+    front = ["--cloud-run", f"http://127.0.0.1:{port}"]
+    front += ["--public"] if access == "public" else ["--invoker", INVOKER]
+    with project.local_google("--queue", QUEUE, *front) as google:
+        private = ["-e", "BEHIND_CLOUD_RUN_IAM=true"] if access == "private" else []
+        name = f"service-{port}"
+        containers.run(
+            "podman", "run", "-d", "--name", name, "--runtime", "runc", "--network", "host",
+            "--read-only", "-e", f"PORT={port}", "-e", "ENVIRONMENT=local",
+            *(arg for key, value in google.items() for arg in ("-e", f"{key}={value}")),
+            *private, image,
+        )  # fmt: skip
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}")
+            signup = httpx.post(
+                f"http://127.0.0.1:{port}/signups",
+                json={"email": "ada@example.com", "name": "Ada"},
+                timeout=30,
+            )
+            assert signup.status_code == 202, signup.text
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                logs = containers.run("podman", "logs", name)
+                if "Sent welcome email" in logs.stdout + logs.stderr:
+                    break
+                time.sleep(0.2)
+            unsigned = httpx.post(f"{google['SERVICE_URL']}/_tasks/send-welcome-email", json={})
+            forged = httpx.post(
+                f"{google['SERVICE_URL']}/_tasks/send-welcome-email",
+                json={"email": "x@example.com", "name": "X"},
+                headers={"Authorization": "Bearer e30.e30.SIGNATURE_REMOVED_BY_GOOGLE"},
+            )
+            time.sleep(1.0)  # a second delivery would have arrived by now
+            logs = containers.run("podman", "logs", name)
+        finally:
+            containers.run("podman", "rm", "-f", name, check=False)
+    output = logs.stdout + logs.stderr
+    assert output.count("Sent welcome email") == 1, output
+    # Stopped by the front end when private, by the push endpoint when public.
+    assert unsigned.status_code == (403 if access == "private" else 401)
+    assert forged.status_code == 401
 
 
 def test_nothing_private_or_test_only_is_in_the_image(containers: Containers, image: str) -> None:

@@ -46,7 +46,7 @@ def service(render: Callable[[Answers], Render]) -> Iterator[Service]:
     project = render({})
     project.run("uv", "sync", "--locked")
     queue = "projects/your-gcp-project/locations/europe-west3/queues/default"
-    with project.local_server("cloud_tasks", "--queue", queue) as google:
+    with project.local_google("--queue", queue) as google:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         process = subprocess.Popen(

@@ -11,16 +11,15 @@ with a signed OIDC token, exactly as Cloud Tasks would.
 {% endif %}
 """
 
-{% if cookiecutter.use_cloud_tasks %}
 import os
-{% endif %}
 import sys
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from dotenv import dotenv_values
 {% if cookiecutter.use_cloud_tasks %}
-from local_google.cloud_tasks import environment, serve
+from local_google.cloud_tasks import LocalCloudTasks, environment
 {% endif %}
 from uvicorn.supervisors.statreload import StatReload
 
@@ -31,6 +30,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
+    # Local unless the shell or .env say otherwise (the service itself requires
+    # ENVIRONMENT to be set, so that an image never runs as local by accident).
+    os.environ.setdefault("ENVIRONMENT", dotenv_values(".env").get("ENVIRONMENT") or "local")
     settings = Settings()
     url = f"http://{settings.host}:{settings.port}"
 {% if cookiecutter.use_cloud_tasks %}
@@ -38,7 +40,9 @@ def main() -> None:
         f"projects/{settings.gcp_project}/locations/{settings.queue_location}"
         f"/queues/{settings.tasks_queue}"
     )
-    cloud_tasks = serve([queue])
+    cloud_tasks = LocalCloudTasks()
+    cloud_tasks.add_queue(queue)
+    cloud_tasks.start()
     # The reloading server process inherits these.
     os.environ.update(environment(cloud_tasks))
     os.environ.setdefault("SERVICE_URL", url)

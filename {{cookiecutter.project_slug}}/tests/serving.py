@@ -1,7 +1,6 @@
 """Run the service as a real server process, the way Cloud Run runs it."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+from local_google.cloud_run import stop_instance
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,8 +36,13 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         command: Sequence[str] = (sys.executable, "-m", "{{ cookiecutter.package_name }}"),
         startup_timeout: float = 20.0,
+        port: int | None = None,
+        unset: Sequence[str] = (),
+        cwd: Path = PROJECT_ROOT,
     ) -> None:
-        self.port = free_port()
+        """`env` adds to (`unset` removes from) the variables the process gets."""
+        self.port = port or free_port()
+        self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.command = list(command)
         self.env = {
@@ -49,6 +54,8 @@ class ServerProcess:
             "PORT": str(self.port),
             "PYTHONUNBUFFERED": "1",
         }
+        for name in unset:
+            self.env.pop(name, None)
         self.startup_timeout = startup_timeout
         self.lines: list[str] = []
         self._process: subprocess.Popen[str] | None = None
@@ -62,7 +69,7 @@ class ServerProcess:
     def __enter__(self) -> Self:
         self._process = subprocess.Popen(
             self.command,
-            cwd=PROJECT_ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -116,9 +123,11 @@ class ServerProcess:
         output = "\n".join(self.lines[-50:])
         raise AssertionError(f"{reason}; its output:\n{output}")
 
-    def terminate(self, timeout: float = 10.0) -> int:
-        """Send SIGTERM as Cloud Run does and wait for the exit status."""
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=timeout)
+    def terminate(self) -> int:
+        """Stop it as Cloud Run does (SIGTERM, SIGKILL 10 s later); its exit status.
+
+        Fails the test if it needed the SIGKILL."""
+        exited = stop_instance(self.process)
         self._join_reader()
-        return code
+        assert exited, "SIGTERM did not stop the server within 10 s: Cloud Run killed it"
+        return self.process.returncode

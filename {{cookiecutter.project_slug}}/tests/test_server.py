@@ -4,8 +4,10 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from .serving import ServerProcess
 
@@ -40,7 +42,7 @@ def test_sigterm_lets_the_in_flight_request_finish() -> None:
         caller = threading.Thread(target=call_slow)
         caller.start()
         time.sleep(0.5)  # the request is now in flight
-        code = server.terminate(timeout=10)
+        code = server.terminate()
         caller.join(timeout=10)
 
     assert code == 0, "\n".join(server.lines)
@@ -67,3 +69,16 @@ def test_logs_are_json_with_the_trace_of_the_request() -> None:
     )
     assert any("Application startup complete" in e["message"] for e in entries)
     assert not any("color_message" in entry for entry in entries)
+
+
+def test_without_environment_the_service_refuses_to_start(tmp_path: Path) -> None:
+    """An image started without ENVIRONMENT must not serve as `local`, with
+    harmless defaults in place of its secrets. (Run outside the project, whose
+    .env could set it.)"""
+    server = ServerProcess(unset=["ENVIRONMENT"], cwd=tmp_path, startup_timeout=15)
+    with pytest.raises(AssertionError, match="exited with 1") as refused:
+        server.__enter__()
+    assert (
+        "Cannot start: Invalid settings: ENVIRONMENT: Field required "
+        "(local, dev, staging, prod)" in str(refused.value)
+    )

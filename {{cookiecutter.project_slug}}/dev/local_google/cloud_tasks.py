@@ -1,95 +1,69 @@
 """A local Cloud Tasks: `google.cloud.tasks.v2.CloudTasks`, delivering HTTP tasks.
 
-It accepts CreateTask (ALREADY_EXISTS for a name it has seen), GetQueue and
-CreateQueue with the client library's own types, then delivers each task to
-its URL when its `schedule_time` comes, as Cloud Tasks does: the documented
-`X-CloudTasks-*` headers, and an OIDC token for the task's service account
-signed by a key generated at start, whose certificate it serves over HTTP
-(point `TASKS_OIDC_CERTS_URL` at `certs_url`). A delivery that does not answer
-2xx is retried with exponential backoff up to `max_attempts`.
-Everything binds 127.0.0.1. Standalone:
+It serves CreateTask, GetQueue and CreateQueue with the client library's own
+types, and delivers each task to its URL when its `schedule_time` comes, as
+Cloud Tasks documents it:
 
-    python -m local_google.cloud_tasks --queue projects/p/locations/l/queues/default
+- **Limits at CreateTask**: a task larger than 100 KB
+  (`CloudTasksClient.create_task`'s own contract: "The maximum task size is
+  100KB"), headers of 80 KB or more, and a `dispatch_deadline` outside
+  [15 s, 30 min] are INVALID_ARGUMENT
+  (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#task,
+  #httprequest).
+- **Names**: a task name is refused with ALREADY_EXISTS while the task exists
+  and for an hour after it was done, the deduplication window
+  (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#createtaskrequest).
+- **The request**: the task's own headers (but Host, Content-Length,
+  User-Agent, `X-Google-*` and `X-AppEngine-*`, which are Cloud Tasks' own)
+  and body, and no Content-Type the task did not set; `User-Agent:
+  Google-Cloud-Tasks`; the `X-CloudTasks-*` headers (queue, task, retry and
+  execution counts, ETA, and the previous response on a retry); and, for an
+  `oidc_token`, `Authorization: Bearer <ID token>` for the task's service
+  account and audience, signed by the local issuer
+  (https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler).
+- **Attempts**: 2xx acknowledges; anything else, no answer, or no answer
+  within the task's `dispatch_deadline` (10 minutes unless set) is retried by
+  the queue's `RetryConfig`: backoff from `min_backoff`, doubling
+  `max_doublings` times, then growing linearly, capped at `max_backoff`;
+  retries end only when `max_attempts` and `max_retry_duration` are both
+  reached (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#retryconfig).
 
-prints its addresses as JSON, then serves until interrupted.
+Sub-second backoffs are allowed here, so tests run fast; Cloud Tasks rounds
+them to whole seconds. Everything binds 127.0.0.1.
 """
 
-import argparse
 import heapq
 import itertools
-import json
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from google.auth import crypt, jwt
 from google.cloud import tasks_v2
 
-from .grpc_server import LocalGrpcServer, RpcError, serve_until_interrupted
+from .grpc_server import LocalGrpcServer, RpcError
+from .issuer import LocalIssuer
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
-ISSUER = "https://accounts.google.com"
-
-
-class TokenSigner:
-    """Signs Google-style OIDC tokens with a local RSA key; serves its certificate."""
-
-    def __init__(self) -> None:
-        self.key_id = uuid.uuid4().hex
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "local-cloud-tasks")])
-        now = datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now)
-            .not_valid_after(datetime(now.year + 1, 1, 1, tzinfo=UTC))
-            .sign(key, hashes.SHA256())
-        )
-        self.certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self._signer = crypt.RSASigner.from_string(  # type: ignore[no-untyped-call]
-            private_pem, self.key_id
-        )
-
-    @property
-    def certificates(self) -> dict[str, str]:
-        return {self.key_id: self.certificate_pem}
-
-    def token(self, email: str, audience: str, **overrides: Any) -> str:
-        """An OIDC token as Google issues it to Cloud Tasks; `overrides` replace claims."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": audience,
-            "azp": "1234567890",
-            "sub": "1234567890",
-            "email": email,
-            "email_verified": True,
-            "iat": now,
-            "exp": now + 3600,
-        }
-        claims.update(overrides)
-        token: bytes = jwt.encode(self._signer, claims)  # type: ignore[no-untyped-call]
-        return token.decode()
+MAX_TASK_BYTES = 100 * 1024
+MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
+MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
+DEFAULT_DISPATCH_DEADLINE = timedelta(minutes=10)
+MAX_HEADER_BYTES = 80 * 1024
+DEDUP_WINDOW = timedelta(hours=1)
+_RESERVED_HEADER_PREFIXES = ("x-google-", "x-appengine-", "x-cloudtasks-")
+# What a queue created without a retry configuration gets
+# (https://cloud.google.com/tasks/docs/configuring-queues#retry).
+DEFAULT_RETRY = tasks_v2.RetryConfig(
+    max_attempts=100,
+    min_backoff=timedelta(seconds=0.1),
+    max_backoff=timedelta(hours=1),
+    max_doublings=16,
+)
 
 
 @dataclass
@@ -98,8 +72,9 @@ class Delivery:
 
     task: str
     attempt: int
-    status: int | None  # None: no HTTP response (connection refused, timeout)
+    status: int | None  # None: no HTTP response (connection refused, deadline)
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(order=True)
@@ -109,36 +84,56 @@ class _Scheduled:
     task: tasks_v2.Task = field(compare=False)
     attempt: int = field(default=1, compare=False)
     responses: int = field(default=0, compare=False)
+    first_attempt: float | None = field(default=None, compare=False)
     previous_status: int | None = field(default=None, compare=False)
+
+
+def backoff(retry: tasks_v2.RetryConfig, retries_so_far: int) -> float:
+    """Seconds before retry number `retries_so_far + 1`, by `RetryConfig`'s rule:
+    `min_backoff`, doubled `max_doublings` times, then growing by the last
+    doubled interval each time, never above `max_backoff`."""
+    minimum: float = retry.min_backoff.total_seconds()
+    doublings: int = retry.max_doublings
+    interval: float
+    if retries_so_far <= doublings:
+        interval = minimum * 2**retries_so_far
+    else:
+        interval = minimum * 2**doublings * (retries_so_far - doublings + 1)
+    maximum: float = retry.max_backoff.total_seconds()
+    return min(interval, maximum)
+
+
+def retries_exhausted(retry: tasks_v2.RetryConfig, attempts: int, since_first: float) -> bool:
+    """Whether both limits are reached: `max_attempts` (-1: none) and
+    `max_retry_duration` (0: none)."""
+    attempts_done = retry.max_attempts != -1 and attempts >= retry.max_attempts
+    duration = retry.max_retry_duration.total_seconds()
+    return attempts_done and (duration == 0 or since_first >= duration)
 
 
 class LocalCloudTasks(LocalGrpcServer):
     def __init__(
         self,
         *,
+        issuer: LocalIssuer | None = None,
         port: int = 0,
-        max_attempts: int = 5,
-        min_backoff: float = 0.1,
-        max_backoff: float = 1.0,
-        delivery_timeout: float = 30.0,
+        delivery_timeout: float | None = None,
     ) -> None:
-        self.signer = TokenSigner()
-        self.queues: set[str] = set()
-        self.max_attempts = max_attempts
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
+        """`issuer` signs the tasks' tokens (one of its own if None);
+        `delivery_timeout` overrides every task's dispatch deadline (tests)."""
+        self.issuer = issuer or LocalIssuer()
+        self._own_issuer = issuer is None
+        self.queues: dict[str, tasks_v2.Queue] = {}
         self.delivery_timeout = delivery_timeout
         self.created: list[tasks_v2.Task] = []
         self.deliveries: list[Delivery] = []
-        self.certs_requests = 0
-        self._names: set[str] = set()
+        self._names: dict[str, float | None] = {}  # name: when it may be used again
         self._schedule: list[_Scheduled] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._stopping = False
         self._deliveries = threading.BoundedSemaphore(8)  # concurrent deliveries
-        self._http = httpx.Client(timeout=delivery_timeout)
-        self._certs_server = ThreadingHTTPServer(("127.0.0.1", 0), self._certs_handler())
+        self._http = httpx.Client()
         super().__init__(
             SERVICE,
             {
@@ -151,18 +146,44 @@ class LocalCloudTasks(LocalGrpcServer):
 
     @property
     def certs_url(self) -> str:
-        host, port = self._certs_server.server_address[:2]
-        return f"http://{host!s}:{port}/certs"
+        return self.issuer.certs_url
 
-    def add_queue(self, path: str) -> None:
-        self.queues.add(path)
+    def add_queue(self, path: str, retry: tasks_v2.RetryConfig | None = None) -> None:
+        """A queue; what `retry` leaves unset (or zero) takes Cloud Tasks' default."""
+        config = tasks_v2.RetryConfig(DEFAULT_RETRY)
+        for name in ("max_attempts", "min_backoff", "max_backoff", "max_doublings"):
+            if retry is not None and getattr(retry, name):
+                setattr(config, name, getattr(retry, name))
+        if retry is not None and "max_retry_duration" in retry:
+            config.max_retry_duration = retry.max_retry_duration
+        self.queues[path] = tasks_v2.Queue(
+            name=path, state=tasks_v2.Queue.State.RUNNING, retry_config=config
+        )
 
     # gRPC methods
 
     def _create_task(self, request: tasks_v2.CreateTaskRequest) -> tasks_v2.Task:
-        if request.parent not in self.queues:
+        queue = self.queues.get(request.parent)
+        if queue is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND, f"Queue {request.parent} does not exist.")
         task = tasks_v2.Task(request.task)
+        size = tasks_v2.Task.pb(task).ByteSize()
+        if size > MAX_TASK_BYTES:
+            raise RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Task size {size} bytes exceeds the maximum of {MAX_TASK_BYTES} bytes.",
+            )
+        header_bytes = sum(len(k) + len(v) for k, v in task.http_request.headers.items())
+        if header_bytes >= MAX_HEADER_BYTES:
+            raise RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT, "The size of the headers must be less than 80KB."
+            )
+        deadline = task.dispatch_deadline if "dispatch_deadline" in task else None
+        if deadline is not None and not MIN_DISPATCH_DEADLINE <= deadline <= MAX_DISPATCH_DEADLINE:
+            raise RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "dispatch_deadline must be between 15 seconds and 30 minutes.",
+            )
         if not task.name:
             task.name = f"{request.parent}/tasks/{uuid.uuid4().int % 10**19}"
         elif not task.name.startswith(f"{request.parent}/tasks/"):
@@ -173,8 +194,12 @@ class LocalCloudTasks(LocalGrpcServer):
         task.create_time = datetime.fromtimestamp(now, UTC)
         with self._changed:
             if task.name in self._names:
-                raise RpcError(grpc.StatusCode.ALREADY_EXISTS, "Requested entity already exists")
-            self._names.add(task.name)
+                free_after = self._names[task.name]
+                if free_after is None or free_after > now:
+                    raise RpcError(
+                        grpc.StatusCode.ALREADY_EXISTS, "Requested entity already exists"
+                    )
+            self._names[task.name] = None
             self.created.append(task)
             due = task.schedule_time.timestamp()
             heapq.heappush(self._schedule, _Scheduled(due, next(self._order), task))
@@ -182,15 +207,17 @@ class LocalCloudTasks(LocalGrpcServer):
         return task
 
     def _get_queue(self, request: tasks_v2.GetQueueRequest) -> tasks_v2.Queue:
-        if request.name not in self.queues:
+        queue = self.queues.get(request.name)
+        if queue is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND, f"Queue {request.name} does not exist.")
-        return tasks_v2.Queue(name=request.name, state=tasks_v2.Queue.State.RUNNING)
+        return queue
 
     def _create_queue(self, request: tasks_v2.CreateQueueRequest) -> tasks_v2.Queue:
         if request.queue.name in self.queues:
             raise RpcError(grpc.StatusCode.ALREADY_EXISTS, "Queue already exists")
-        self.add_queue(request.queue.name)
-        return tasks_v2.Queue(name=request.queue.name, state=tasks_v2.Queue.State.RUNNING)
+        retry = request.queue.retry_config if "retry_config" in request.queue else None
+        self.add_queue(request.queue.name, retry)
+        return self.queues[request.queue.name]
 
     # Delivery
 
@@ -206,7 +233,7 @@ class LocalCloudTasks(LocalGrpcServer):
                     return
                 item = heapq.heappop(self._schedule)
             # Daemon threads: a process that exits abandons deliveries in flight (Cloud
-            # Tasks would retry them), instead of waiting up to `delivery_timeout`.
+            # Tasks would retry them), instead of waiting up to their deadline.
             self._deliveries.acquire()
             threading.Thread(target=self._deliver, args=(item,), daemon=True).start()
 
@@ -216,10 +243,18 @@ class LocalCloudTasks(LocalGrpcServer):
         finally:
             self._deliveries.release()
 
-    def _attempt(self, item: _Scheduled) -> None:
+    def request_headers(self, item: _Scheduled) -> dict[str, str]:
+        """The headers of one attempt: the task's own, then Cloud Tasks' own."""
         task = item.task
         request = task.http_request
-        headers = dict(request.headers)
+        # Cloud Tasks computes Host and Content-Length, keeps X-Google-* and
+        # X-AppEngine-* for itself, and sets no Content-Type of its own.
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if not name.lower().startswith(_RESERVED_HEADER_PREFIXES)
+            and name.lower() not in {"host", "content-length", "user-agent"}
+        }
         queue_path, _, task_id = task.name.partition("/tasks/")
         headers.update(
             {
@@ -235,29 +270,45 @@ class LocalCloudTasks(LocalGrpcServer):
             headers["X-CloudTasks-TaskPreviousResponse"] = str(item.previous_status)
         if request.oidc_token.service_account_email:
             audience = request.oidc_token.audience or request.url
-            token = self.signer.token(request.oidc_token.service_account_email, audience)
+            token = self.issuer.token(request.oidc_token.service_account_email, audience)
             headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def _attempt(self, item: _Scheduled) -> None:
+        task = item.task
+        request = task.http_request
+        headers = self.request_headers(item)
         method = tasks_v2.HttpMethod(request.http_method or tasks_v2.HttpMethod.POST).name
+        deadline = (
+            task.dispatch_deadline if "dispatch_deadline" in task else DEFAULT_DISPATCH_DEADLINE
+        )
+        timeout = self.delivery_timeout or deadline.total_seconds()
+        started = time.time()
+        first_attempt = item.first_attempt if item.first_attempt is not None else started
         status: int | None
         try:
             status = self._http.request(
-                method, request.url, headers=headers, content=request.body
+                method, request.url, headers=headers, content=request.body, timeout=timeout
             ).status_code
         except httpx.HTTPError:
             status = None
         with self._changed:
-            self.deliveries.append(Delivery(task.name, item.attempt, status, time.time()))
-            failed = status is None or not 200 <= status < 300
-            if failed and item.attempt < self.max_attempts:
-                backoff = min(self.min_backoff * 2 ** (item.attempt - 1), self.max_backoff)
+            self.deliveries.append(Delivery(task.name, item.attempt, status, started, headers))
+            queue = self.queues.get(task.name.partition("/tasks/")[0])
+            retry = queue.retry_config if queue is not None else DEFAULT_RETRY
+            done = status is not None and 200 <= status < 300
+            if done or retries_exhausted(retry, item.attempt, time.time() - first_attempt):
+                self._names[task.name] = time.time() + DEDUP_WINDOW.total_seconds()
+            else:
                 heapq.heappush(
                     self._schedule,
                     _Scheduled(
-                        time.time() + backoff,
+                        time.time() + backoff(retry, item.attempt - 1),
                         next(self._order),
                         task,
                         item.attempt + 1,
                         item.responses + (status is not None),
+                        first_attempt,
                         status,
                     ),
                 )
@@ -274,29 +325,10 @@ class LocalCloudTasks(LocalGrpcServer):
                 self._changed.wait(remaining)
             return list(self.deliveries)
 
-    def _certs_handler(self) -> type[BaseHTTPRequestHandler]:
-        signer = self.signer
-        fake = self
-
-        class CertsHandler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake.certs_requests += 1
-                body = json.dumps(signer.certificates).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", "public, max-age=3600")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return CertsHandler
-
     def start(self) -> "LocalCloudTasks":
+        if self._own_issuer:
+            self.issuer.start()
         super().start()
-        threading.Thread(target=self._certs_server.serve_forever, daemon=True).start()
         threading.Thread(target=self._dispatch_loop, daemon=True).start()
         return self
 
@@ -304,17 +336,10 @@ class LocalCloudTasks(LocalGrpcServer):
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
-        self._certs_server.shutdown()
-        self._certs_server.server_close()
+        if self._own_issuer:
+            self.issuer.stop()
         self._http.close()
         super().stop(grace)
-
-
-def serve(queues: list[str], *, port: int = 0) -> LocalCloudTasks:
-    server = LocalCloudTasks(port=port)
-    for queue in queues:
-        server.add_queue(queue)
-    return server.start()
 
 
 def environment(server: LocalCloudTasks) -> Mapping[str, str]:
@@ -323,16 +348,3 @@ def environment(server: LocalCloudTasks) -> Mapping[str, str]:
         "CLOUD_TASKS_EMULATOR_HOST": server.address,
         "TASKS_OIDC_CERTS_URL": server.certs_url,
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--queue", action="append", default=[], help="full queue path")
-    args = parser.parse_args()
-    server = serve(args.queue, port=args.port)
-    serve_until_interrupted(server, environment(server))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,6 @@ are (de)serialized with the proto-plus classes the official clients use, so
 what crosses the socket is exactly what Google's servers would receive and send.
 """
 
-import json
 import threading
 import time
 from collections import defaultdict
@@ -181,15 +180,3 @@ class LocalGrpcServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def serve_until_interrupted(server: LocalGrpcServer, settings: Mapping[str, str]) -> None:
-    """Standalone use (`make dev`, benchmarks): print, as one JSON line, the
-    settings that point a service at `server`, then serve until stopped."""
-    print(json.dumps(dict(settings)), flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()

@@ -7,19 +7,16 @@ Point the service at it with `SECRET_MANAGER_EMULATOR_HOST=<address>`.
 Like the real service, it stores a CRC32C checksum with every version and
 returns it with the payload; `corrupt_next()` damages payloads on the way out.
 
-Standalone: `python -m local_google.secret_manager --secret projects/p/secrets/dev-api-key=value`
-prints the address it listens on, then serves until interrupted.
+Standalone: `python -m local_google --secret projects/p/secrets/dev-api-key=value`.
 """
 
-import argparse
 import threading
-from collections.abc import Mapping
 
 import google_crc32c
 import grpc
 from google.cloud import secretmanager_v1 as sm
 
-from .grpc_server import LocalGrpcServer, RpcError, serve_until_interrupted
+from .grpc_server import LocalGrpcServer, RpcError
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
 
@@ -99,29 +96,3 @@ class LocalSecretManager(LocalGrpcServer):
         with self._lock:
             names = sorted(name for name in self._versions if name.startswith(prefix))
         return sm.ListSecretsResponse(secrets=[sm.Secret(name=name) for name in names])
-
-
-def serve(secrets: Mapping[str, str], *, port: int = 0, latency: float = 0.0) -> LocalSecretManager:
-    """Start a seeded server (for `make dev`-style use and benchmarks)."""
-    server = LocalSecretManager(port=port)
-    for name, value in secrets.items():
-        server.put(name, value)
-    server.faults.delay(latency)
-    return server.start()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each call")
-    parser.add_argument(
-        "--secret", action="append", default=[], help="projects/<p>/secrets/<id>=<value>"
-    )
-    args = parser.parse_args()
-    secrets = dict(item.split("=", 1) for item in args.secret)
-    server = serve(secrets, port=args.port, latency=args.latency)
-    serve_until_interrupted(server, {"SECRET_MANAGER_EMULATOR_HOST": server.address})
-
-
-if __name__ == "__main__":
-    main()

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 audience=settings.oidc_audience,
                 invoker_email=settings.invoker_email,
                 certificates=CertificateCache(settings.tasks_oidc_certs_url),
+                behind_cloud_run_iam=settings.behind_cloud_run_iam,
             )
 {% endif %}
             # Long-lived clients enter `clients` here; it closes them in reverse

@@ -9,11 +9,11 @@ from enum import StrEnum
 {% if cookiecutter.use_secret_manager %}
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 {% else %}
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 {% endif %}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 {% if cookiecutter.use_secret_manager %}
@@ -35,6 +35,11 @@ class Environment(StrEnum):
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
+class InvalidSettings(RuntimeError):
+    """The environment does not make valid settings; the message names each
+    variable and what is wrong with it, never its value."""
+
+
 class Settings(BaseSettings):
     """Plain configuration: cheap to build, never touches the network."""
 
@@ -45,7 +50,13 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    environment: Environment = Environment.LOCAL
+    environment: Environment = Field(
+        description=(
+            "Required, so that an image started without it fails instead of serving "
+            "as `local` with harmless defaults in place of its secrets. `make dev` "
+            "and `.env.example` set `local`; the deployment sets the rest."
+        ),
+    )
     gcp_project: str = Field(
         default="{{ cookiecutter.gcp_project_id }}",
         description="Project the service runs in; also names the trace in log entries.",
@@ -61,6 +72,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] | None = Field(
         default=None,
         description="Defaults to text in `local` and JSON (for Cloud Logging) everywhere else.",
+    )
+    request_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description=(
+            "Cloud Run's request timeout for this service, which answers 504 past it. "
+            "The deployment sets both from one value; a request (a task's push "
+            "included) has this long to finish."
+        ),
     )
     graceful_shutdown_seconds: int = Field(
         default=8,
@@ -82,6 +103,16 @@ class Settings(BaseSettings):
     )
 {% endif %}
 {% if cookiecutter.use_cloud_tasks %}
+    behind_cloud_run_iam: bool = Field(
+        default=False,
+        description=(
+            "True when Cloud Run checks every caller's ID token (a private service, "
+            "callers need roles/run.invoker). Cloud Run then hands the container that "
+            "token with its signature removed, and the push endpoint accepts it on the "
+            "strength of that check. Never set it on a public service: there anyone "
+            "could send such a token."
+        ),
+    )
     tasks_queue: str = Field(default="default", description="Cloud Tasks queue ID.")
     tasks_location: str | None = Field(default=None, description="Queue region; default REGION.")
     tasks_invoker_service_account: str | None = Field(
@@ -149,6 +180,20 @@ class Settings(BaseSettings):
     def oidc_audience(self) -> str:
         return self.tasks_audience or self.service_url
 {% endif %}
+
+
+def settings_from_environment() -> Settings:
+    """`Settings()` from the environment and `.env`, or `InvalidSettings`."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        environments = f" ({', '.join(e.value for e in Environment)})"
+        problems = []
+        for problem in error.errors(include_input=False, include_url=False):
+            variable = ".".join(str(part) for part in problem["loc"]).upper()
+            hint = environments if variable == "ENVIRONMENT" else ""
+            problems.append(f"{variable}: {problem['msg']}{hint}")
+        raise InvalidSettings("Invalid settings: " + "; ".join(problems)) from None
 {% if cookiecutter.use_secret_manager %}
 
 

@@ -1,20 +1,30 @@
-"""A local Cloud Tasks server, and the service with test tasks as a real process."""
+"""The service with test tasks as a real process, deployed behind a local Cloud
+Run front end, with a local Cloud Tasks delivering through it."""
 
 import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from google.cloud import tasks_v2
+from local_google.cloud_run import LocalCloudRun
 from local_google.cloud_tasks import LocalCloudTasks, environment
+from local_google.issuer import LocalIssuer
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Environment, Settings
 
-from ..serving import ServerProcess
+from ..serving import ServerProcess, free_port
 
 PROJECT = "test-project"
 INVOKER = f"tasks-invoker@{PROJECT}.iam.gserviceaccount.com"
+# Another principal that may call the service (one more holder of roles/run.invoker).
+CALLER = f"caller@{PROJECT}.iam.gserviceaccount.com"
 
 # The service plus tasks that report each run in the log, and a route to defer
 # them, served by the same `serve()` as production.
@@ -83,15 +93,53 @@ serve(app, settings)
 """
 
 
+# A queue retry configuration as the deployment sets one, but with sub-second backoffs.
+RETRY = tasks_v2.RetryConfig(
+    max_attempts=6,
+    min_backoff=timedelta(seconds=0.05),
+    max_backoff=timedelta(seconds=0.4),
+    max_doublings=3,
+)
+
+
 @pytest.fixture
-def cloud_tasks() -> Iterator[LocalCloudTasks]:
-    server = LocalCloudTasks(min_backoff=0.05, max_backoff=0.4, max_attempts=6)
-    settings = Settings(gcp_project=PROJECT, _env_file=None)
+def issuer() -> Iterator[LocalIssuer]:
+    with LocalIssuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def cloud_tasks(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
+    server = LocalCloudTasks(issuer=issuer)
+    settings = Settings(environment=Environment.LOCAL, gcp_project=PROJECT, _env_file=None)
     server.add_queue(
-        f"projects/{PROJECT}/locations/{settings.queue_location}/queues/{settings.tasks_queue}"
+        f"projects/{PROJECT}/locations/{settings.queue_location}/queues/{settings.tasks_queue}",
+        RETRY,
     )
     with server:
         yield server
+
+
+@dataclass
+class Deployment:
+    """The service as Cloud Run runs it: its container behind the front end."""
+
+    service: ServerProcess
+    front_end: LocalCloudRun
+    issuer: LocalIssuer
+
+    @property
+    def url(self) -> str:
+        """The service's URL: callers and Cloud Tasks reach it only through the front end."""
+        return self.front_end.url
+
+    def post(self, path: str, json: object, caller: str = CALLER) -> httpx.Response:
+        """A call through the front end, with the caller's ID token (a private
+        service needs one; a public one ignores it)."""
+        token = self.issuer.token(caller, self.url)
+        return httpx.post(
+            f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
 
 
 def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:
@@ -103,12 +151,44 @@ def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def deployed(cloud_tasks: LocalCloudTasks, *, public: bool, **env: str) -> Iterator[Deployment]:
+    """The task app deployed as the deployment configuration deploys it: private
+    (only invokers may call it, BEHIND_CLOUD_RUN_IAM set) or public."""
+    port = free_port()
+    front_end = LocalCloudRun(
+        f"http://127.0.0.1:{port}",
+        issuer=cloud_tasks.issuer,
+        invokers=() if public else (INVOKER, CALLER),
+        public=public,
+    )
+    settings = {
+        "SERVICE_URL": front_end.url,
+        **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
+    }
+    with (
+        front_end,
+        ServerProcess(
+            env=service_env(cloud_tasks, **settings, **env),
+            command=[sys.executable, "-c", TASK_APP],
+            port=port,
+        ) as service,
+    ):
+        yield Deployment(service, front_end, cloud_tasks.issuer)
+
+
 @pytest.fixture
-def service(cloud_tasks: LocalCloudTasks) -> Iterator[ServerProcess]:
-    with ServerProcess(
-        env=service_env(cloud_tasks), command=[sys.executable, "-c", TASK_APP]
-    ) as server:
-        yield server
+def private(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+    """The default deployment: only invokers may call the service."""
+    with deployed(cloud_tasks, public=False) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def public(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+    """A public deployment: anyone may call, the push endpoint checks tokens alone."""
+    with deployed(cloud_tasks, public=True) as deployment:
+        yield deployment
 
 
 def log_entries(server: ServerProcess) -> list[dict[str, Any]]:

@@ -1,12 +1,27 @@
 """Who may run a task: Cloud Tasks, presenting an OIDC token for our invoker.
 
-Cloud Tasks signs each push with a Google-issued OIDC token for the service
-account named in the task (https://cloud.google.com/tasks/docs/creating-http-target-tasks#token).
-The push endpoint accepts a request only if that token verifies with
-google-auth against Google's published keys, was issued by Google, is meant
-for this service (audience), has not expired, and names our invoker account.
-When the service is private, Cloud Run checks the token too; this check makes
-the endpoint safe even on a public service.
+Cloud Tasks attaches a Google-issued OIDC token for the service account named
+in the task (https://cloud.google.com/tasks/docs/creating-http-target-tasks#token).
+The push endpoint runs a task only for a token that was issued by Google, is
+meant for this service (audience), has not expired, and names our invoker
+account with a verified email. How it knows Google issued the token depends
+on how the service is deployed:
+
+- **Private** (`BEHIND_CLOUD_RUN_IAM=true`, the default deployment): Cloud
+  Run's front end has already verified the token and the caller's
+  `roles/run.invoker`, and hands the container the token with its signature
+  replaced by `SIGNATURE_REMOVED_BY_GOOGLE`
+  (https://cloud.google.com/run/docs/troubleshooting#signature-removed).
+  Such a token is accepted on the strength of that check, claims checked as
+  above. Not when the request also carries `X-Serverless-Authorization`:
+  then that header is the one the front end checked
+  (https://cloud.google.com/run/docs/authenticating/service-to-service), and
+  `Authorization` reached the container as the caller wrote it.
+  A fully signed token is still accepted here, verified in full: a caller
+  authenticated by `X-Serverless-Authorization` keeps `Authorization` intact.
+- **Public** (`allUsers` may invoke): nothing has checked the token, so only
+  a full signature verification with google-auth against Google's published
+  keys will do; a token without its signature is refused.
 """
 
 import asyncio
@@ -20,6 +35,8 @@ from typing import Any
 from google.auth.exceptions import GoogleAuthError
 
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
+_CLOCK_SKEW_SECONDS = 10
 _DEFAULT_MAX_AGE = 300.0
 _MIN_REFRESH_INTERVAL = 30.0  # a token naming an unknown key cannot force a fetch per request
 
@@ -86,18 +103,43 @@ class CertificateCache:
 
 
 class OidcVerifier:
-    def __init__(self, *, audience: str, invoker_email: str, certificates: CertificateCache):
+    def __init__(
+        self,
+        *,
+        audience: str,
+        invoker_email: str,
+        certificates: CertificateCache,
+        behind_cloud_run_iam: bool = False,
+    ) -> None:
         self.audience = audience
         self.invoker_email = invoker_email
         self.certificates = certificates
+        self.behind_cloud_run_iam = behind_cloud_run_iam
 
-    async def verify(self, authorization: str | None) -> Mapping[str, Any]:
-        """The token's claims, or `InvalidToken` / `ForbiddenToken`."""
-        from google.auth import jwt  # cryptography: loaded on the first push, not at startup
+    async def verify(
+        self, authorization: str | None, *, serverless_authorization: str | None = None
+    ) -> Mapping[str, Any]:
+        """The token's claims, or `InvalidToken` / `ForbiddenToken`.
 
+        `serverless_authorization` is the request's `X-Serverless-Authorization`.
+        """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("missing bearer token")
+        if token.endswith(f".{SIGNATURE_REMOVED}"):
+            claims = self._checked_by_cloud_run(token, serverless_authorization)
+        else:
+            claims = await self._verified(token)
+        if claims.get("iss") not in GOOGLE_ISSUERS:
+            raise InvalidToken(f"issuer {claims.get('iss')!r} is not Google")
+        if claims.get("email") != self.invoker_email or claims.get("email_verified") is not True:
+            raise ForbiddenToken(f"token for {claims.get('email')!r}, not the invoker account")
+        return claims
+
+    async def _verified(self, token: str) -> Mapping[str, Any]:
+        """Claims of a token whose signature verifies against Google's keys."""
+        from google.auth import jwt  # cryptography: loaded on the first push, not at startup
+
         try:
             header: Mapping[str, Any] = jwt.decode_header(token)  # type: ignore[no-untyped-call]
         except (ValueError, GoogleAuthError) as error:
@@ -107,12 +149,44 @@ class OidcVerifier:
             keys = await self.certificates.keys(refresh=True)
         try:
             claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
-                token, certs=keys, audience=self.audience, clock_skew_in_seconds=10
+                token,
+                certs=keys,
+                audience=self.audience,
+                clock_skew_in_seconds=_CLOCK_SKEW_SECONDS,
             )
         except (ValueError, GoogleAuthError) as error:
             raise InvalidToken(str(error)) from None
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise InvalidToken(f"issuer {claims.get('iss')!r} is not Google")
-        if claims.get("email") != self.invoker_email or claims.get("email_verified") is not True:
-            raise ForbiddenToken(f"token for {claims.get('email')!r}, not the invoker account")
+        return claims
+
+    def _checked_by_cloud_run(
+        self, token: str, serverless_authorization: str | None
+    ) -> Mapping[str, Any]:
+        """Claims of a token whose signature Cloud Run removed after checking it."""
+        from google.auth import jwt
+
+        if not self.behind_cloud_run_iam:
+            raise InvalidToken(
+                "token without a signature, and this service does not run behind "
+                "Cloud Run IAM (BEHIND_CLOUD_RUN_IAM is off)"
+            )
+        if serverless_authorization is not None:
+            raise InvalidToken(
+                "token without a signature next to X-Serverless-Authorization, "
+                "which is the one Cloud Run checked"
+            )
+        try:
+            claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
+                token, verify=False
+            )
+        except (ValueError, GoogleAuthError) as error:
+            raise InvalidToken(f"malformed token: {error}") from None
+        now = time.time()
+        audiences = claims.get("aud")
+        if self.audience not in (audiences if isinstance(audiences, list) else [audiences]):
+            raise InvalidToken(f"token for audience {audiences!r}, not {self.audience!r}")
+        expiry, issued = claims.get("exp"), claims.get("iat")
+        if not isinstance(expiry, int | float) or expiry < now - _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token expired")
+        if not isinstance(issued, int | float) or issued > now + _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token issued in the future")
         return claims

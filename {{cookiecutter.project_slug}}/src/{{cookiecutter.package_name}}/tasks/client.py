@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PUSH_PATH = "/_tasks"
+# CreateTask's contract, in the API reference and in the client library's own
+# documentation of `create_task`: "The maximum task size is 100KB". The quotas
+# page gives 1 MB; the method's contract is the narrower of the two and the
+# one the call is made under, so a task that passes here passes both.
+# (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#createtaskrequest)
+MAX_TASK_BYTES = 100 * 1024
+# A task's dispatch deadline: Cloud Tasks waits this long for the push to be
+# answered, within [15 s, 30 min] for HTTP tasks. Google recommends "at most a
+# few seconds more than the app handler's timeout", here Cloud Run's request
+# timeout (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#task).
+DISPATCH_DEADLINE_MARGIN = timedelta(seconds=5)
+MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
+MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +50,20 @@ class Enqueued:
 
 class EnqueueError(RuntimeError):
     """A task could not be enqueued; the message names the task and the queue."""
+
+
+class TaskTooLarge(ValueError):
+    """The task is over Cloud Tasks' size limit: defer a reference, not the data.
+
+    Not an `EnqueueError`: trying again cannot help, so a route must not answer
+    "try again later" (503) for it."""
+
+
+def dispatch_deadline(request_timeout_seconds: int) -> timedelta:
+    """How long Cloud Tasks waits for a push: Cloud Run's request timeout and a
+    few seconds, within the bounds Cloud Tasks accepts."""
+    deadline = timedelta(seconds=request_timeout_seconds) + DISPATCH_DEADLINE_MARGIN
+    return min(max(deadline, MIN_DISPATCH_DEADLINE), MAX_DISPATCH_DEADLINE)
 
 
 class TaskQueue:
@@ -106,12 +133,20 @@ class TaskQueue:
                     service_account_email=settings.invoker_email,
                     audience=settings.oidc_audience,
                 ),
-            )
+            ),
+            dispatch_deadline=dispatch_deadline(settings.request_timeout_seconds),
         )
         if dedup_key is not None:
             task.name = f"{self.path}/tasks/{self.task_id(task_name, dedup_key)}"
         if delay:
             task.schedule_time = datetime.now(UTC) + delay
+        size = tasks_v2.Task.pb(task).ByteSize()
+        if size > MAX_TASK_BYTES:
+            raise TaskTooLarge(
+                f"Task {task_name!r} is {size} bytes; Cloud Tasks takes at most "
+                f"{MAX_TASK_BYTES} bytes (100 KB, CreateTask's documented limit). Store "
+                "the data elsewhere (Cloud Storage, a database) and defer its key."
+            )
         # Transient failures are retried with backoff; a retry after a lost
         # response may meet ALREADY_EXISTS for the task the first try created.
         policy = retry_async.AsyncRetry(

@@ -41,7 +41,10 @@ class ErrorDetail(BaseModel):
 async def authenticated(request: Request) -> None:
     verifier = cast("OidcVerifier", request.app.state.task_verifier)
     try:
-        await verifier.verify(request.headers.get("authorization"))
+        await verifier.verify(
+            request.headers.get("authorization"),
+            serverless_authorization=request.headers.get("x-serverless-authorization"),
+        )
     except InvalidToken as error:
         logger.warning("Rejected a task push: %s", error)
         raise HTTPException(
