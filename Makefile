@@ -23,9 +23,12 @@ demo: ## Render the defaults into ./my-service and run it locally
 relock: ## Rewrite the rendered service's uv.lock template (needs the package index)
 	$(PYTHON) scripts/relock.py
 
-requirements: ## Re-pin requirements-test.txt from pyproject.toml
-	$(PYTHON) -m uv pip compile pyproject.toml --group test --generate-hashes --universal \
-		--python-version 3.11 --custom-compile-command "make requirements" -o requirements-test.txt
+requirements: ## Re-pin requirements-try.txt and requirements-test.txt from pyproject.toml
+	for group in try test; do \
+		$(PYTHON) -m uv pip compile pyproject.toml --group $$group --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command "make requirements" \
+			-o requirements-$$group.txt; \
+	done
 	for tool in checkov schemathesis; do \
 		$(PYTHON) -m uv pip compile tests/requirements-$$tool.in --generate-hashes --universal \
 			--python-version 3.11 --custom-compile-command "make requirements" \
