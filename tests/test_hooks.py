@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -57,8 +58,13 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"package_name": "class"}, "package_name 'class' is a Python keyword"),
     ({"package_name": "logging"}, "shadows the standard-library module 'logging'"),
     ({"package_name": "test"}, "shadows the module 'test' of the toolchain"),
-    ({"package_name": "fastapi"}, "shadows the module 'fastapi' of the toolchain"),
-    ({"package_name": "google"}, "shadows the module 'google' of the toolchain"),
+    ({"package_name": "fastapi"}, "shadows the module 'fastapi' of fastapi, which the service"),
+    ({"package_name": "google"}, "shadows the module 'google' of google-api-core, google-auth,"),
+    ({"package_name": "orjson"}, "shadows the module 'orjson' of orjson, which the service"),
+    ({"package_name": "google_crc32c"}, "shadows the module 'google_crc32c' of google-crc32c"),
+    ({"package_name": "click"}, "shadows the module 'click' of click, which the service"),
+    ({"package_name": "dotenv"}, "shadows the module 'dotenv' of python-dotenv, which"),
+    ({"package_name": "sitecustomize"}, "shadows the module 'sitecustomize' of the toolchain"),
     ({"package_name": "tests"}, "shadows the module 'tests' of the toolchain"),
     ({"service_name": "Billing"}, "service_name 'Billing' is not a valid Cloud Run service name"),
     ({"service_name": "9lives"}, "starting with a letter"),
@@ -79,6 +85,9 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     # cookiecutter renders answers itself; this one renders to a literal "{{ x".
     ({"description": "{{ '{{' }} x"}, "contains '{{': plain text only"),
     ({"author": "Back\\slash"}, "author 'Back\\\\slash' contains '\\\\'"),
+    ({"description": "Pay \u202etxt.exe"}, "contains U+202E RIGHT-TO-LEFT OVERRIDE (Unicode"),
+    ({"project_name": "Two\u2028lines"}, "project_name 'Two\\u2028lines' contains U+2028"),
+    ({"author": "Next\x85line"}, "author 'Next\\x85line' contains U+0085 (Unicode category Cc)"),
     ({"project_name": "x" * 81}, "project_name is 81 characters long"),
 ]
 
@@ -149,6 +158,51 @@ def test_the_defaults_and_the_placeholder_project_are_accepted() -> None:
     context = default_context()
     assert context["gcp_project_id"] == pre_gen.PLACEHOLDER_PROJECT_ID
     assert pre_gen.problems(context) == []
+
+
+# (a character, its Unicode category): each breaks a line or hides in it.
+INVISIBLE_CHARACTERS = [
+    ("\x00", "Cc"),
+    ("\t", "Cc"),
+    ("\x1b", "Cc"),
+    ("\x7f", "Cc"),
+    ("\x85", "Cc"),
+    ("\u200b", "Cf"),
+    ("\u202e", "Cf"),
+    ("\u2066", "Cf"),
+    ("\ufeff", "Cf"),
+    ("\u2028", "Zl"),
+    ("\u2029", "Zp"),
+]
+
+
+@pytest.mark.parametrize(
+    ("character", "category"),
+    INVISIBLE_CHARACTERS,
+    ids=[f"U+{ord(c):04X}" for c, _ in INVISIBLE_CHARACTERS],
+)
+@pytest.mark.parametrize("answer", ["project_name", "description", "author"])
+def test_invisible_characters_are_refused_in_free_text(
+    answer: str, character: str, category: str
+) -> None:
+    value = f"Billing{character}API"
+
+    problems = pre_gen.problems({**default_context(), answer: value})
+
+    # repr() shows the character escaped, so the message itself stays on one line.
+    assert problems == [
+        f"{answer} {value!r} contains U+{ord(character):04X}"
+        f"{' ' + unicodedata.name(character) if category != 'Cc' else ''} "
+        f"(Unicode category {category}): plain text only, without control, format or "
+        "line-separator characters"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["Café Zürich", "Платежи", "請求サービス", "Billing ✓", "A\u00a0B"]
+)
+def test_plain_text_in_any_script_is_accepted(text: str) -> None:
+    assert pre_gen.check_text("description", text) is None
 
 
 @pytest.mark.parametrize("region", sorted(["europe-west3", "us-central1", "asia-northeast1"]))
