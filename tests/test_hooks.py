@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,36 @@ def test_no_copy_of_the_answers_is_left_in_the_temporary_directory(tmp_path: Pat
         )  # fmt: skip
     assert (output / "my-service" / "pyproject.toml").exists()
     assert list(temporary.iterdir()) == []
+
+
+def test_no_input_answers_are_rendered_by_cookiecutter_before_the_hook(tmp_path: Path) -> None:
+    """As the README warns: an answer on the command line is a Jinja template,
+    and the hook only sees what it rendered to."""
+    result = run_cookiecutter(tmp_path, "description={{ 6 * 7 }}")
+
+    assert result.returncode == 0, result.stderr
+    pyproject = tomllib.loads((tmp_path / "my-service" / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == "42"
+
+
+def test_a_template_marker_typed_at_a_prompt_is_refused(tmp_path: Path) -> None:
+    questions = [q for q in json.loads((TEMPLATE / "cookiecutter.json").read_text()) if q[0] != "_"]
+    answers = ["" for _ in questions]  # Enter: the default
+    answers[questions.index("description")] = "{{ 6 * 7 }}"
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    output = tmp_path / "out"
+    output.mkdir()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--config-file", str(config), str(TEMPLATE),
+         "-o", str(output)],
+        input="\n".join(answers) + "\n", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "description '{{ 6 * 7 }}' contains '{{': plain text only" in result.stderr
+    assert list(output.iterdir()) == []
 
 
 def test_a_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
