@@ -421,6 +421,96 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
     assert "deploy/terraform/modules/service/tasks.tf" in without_terraform, "inside a removed path"
 
 
+def test_only_the_files_the_template_rendered_are_checked(rendered_copy: Path) -> None:
+    context = {**context_for(rendered_copy), "_repo_dir": str(TEMPLATE)}
+    (rendered_copy / "src" / "my_service" / "greeting.py").write_text("GREETING = f'{{hi}}'\n")
+    (rendered_copy / "notes.json").write_text("{not json")
+
+    files = post_gen.rendered_files(rendered_copy, context)
+
+    relative = {str(path.relative_to(rendered_copy)) for path in files}
+    assert {"pyproject.toml", "uv.lock", "src/my_service/main.py", "Makefile"} <= relative
+    assert "src/my_service/greeting.py" not in relative
+    assert "notes.json" not in relative
+    assert post_gen.validate(rendered_copy, context) == []
+
+
+def test_a_broken_rendered_file_is_caught_among_the_users_own(rendered_copy: Path) -> None:
+    context = {**context_for(rendered_copy), "_repo_dir": str(TEMPLATE)}
+    (rendered_copy / "notes.json").write_text("{not json")
+    with (rendered_copy / "src" / "my_service" / "main.py").open("a") as file:
+        file.write("\nx = '{{ cookiecutter.package_name }}'\n")
+
+    errors = post_gen.validate(rendered_copy, context)
+
+    assert len(errors) == 1
+    assert errors[0].startswith("src/my_service/main.py:")
+
+
+def test_without_the_template_version_control_environments_and_caches_are_skipped(
+    rendered_copy: Path,
+) -> None:
+    """cruft renders into a new directory, without naming the template."""
+    broken = "x = '{{ cookiecutter.package_name }}'\n"
+    for directory, marker in [
+        (".git", None),
+        (".venv", "pyvenv.cfg"),
+        ("env-of-my-own", "pyvenv.cfg"),
+        (".mypy_cache", "CACHEDIR.TAG"),
+        ("src/my_service/__pycache__", None),
+    ]:
+        (rendered_copy / directory / "lib").mkdir(parents=True)
+        (rendered_copy / directory / "lib" / "template.py").write_text(broken)
+        if marker:
+            (rendered_copy / directory / marker).write_text("")
+
+    assert post_gen.validate(rendered_copy, context_for(rendered_copy)) == []
+    (rendered_copy / "lib").mkdir()
+    (rendered_copy / "lib" / "template.py").write_text(broken)
+    assert post_gen.validate(rendered_copy, context_for(rendered_copy)) == [
+        "lib/template.py:1: '{{' survived rendering"
+    ]
+
+
+def test_rendering_again_over_a_project_in_use_succeeds(tmp_path: Path) -> None:
+    """The README's first command, run again: the second render finds a virtual
+    environment, git, caches and the user's own code in place, and leaves them so."""
+    assert run_cookiecutter(tmp_path).returncode == 0
+    project = tmp_path / "my-service"
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "sync", "--locked", "--quiet"], cwd=project, env=env, check=True)
+    subprocess.run(
+        [*uv, "run", "--locked", "ruff", "check", "--quiet", "."], cwd=project, env=env, check=True
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "--allow-empty", "-m", "{{ start }}"], cwd=project, check=True
+    )
+    own = project / "src" / "my_service" / "greeting.py"
+    own.write_text("def greet(name: str) -> str:\n    return f'{{{name}}}'\n")
+    assert any("{{" in p.read_text(errors="replace") for p in (project / ".venv").rglob("*.py"))
+    venv_files = sorted((project / ".venv").rglob("*"))
+
+    again = run_cookiecutter(tmp_path, "--overwrite-if-exists")
+
+    assert again.returncode == 0, again.stderr
+    assert "Rendered My Service" in again.stdout
+    assert own.read_text() == "def greet(name: str) -> str:\n    return f'{{{name}}}'\n"
+    assert sorted((project / ".venv").rglob("*")) == venv_files
+    assert (project / ".ruff_cache" / "CACHEDIR.TAG").exists()
+
+
+def test_next_steps_are_announced_to_cookiecutter_users_only() -> None:
+    assert post_gen.announces_next_steps({**default_context(), "_output_dir": "/somewhere"})
+    assert not post_gen.announces_next_steps(
+        {**default_context(), "_template": "https://example.com/t.git", "_commit": "0" * 40}
+    )
+
+
 def test_next_steps_are_printed(rendered_copy: Path) -> None:
     steps = post_gen.next_steps(rendered_copy, context_for(rendered_copy))
     for step in ("cd service", "make dev", "make test", "Deploy"):
