@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container
+.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container bench-try
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-tasks: ## Enqueue throughput: one reused client vs a client per call
 
 bench-container: ## Image size and start time: multi-stage vs a one-stage pip image
 	$(PYTHON) bench/bench_container.py
+
+bench-try: ## The README's first command from a fresh clone, empty caches, run twice
+	$(PYTHON) bench/bench_try_it.py
 
 bench: ## Cold start, throughput and memory against the alternatives; writes docs/benchmarks.md
 	$(PYTHON) bench/bench_service.py

@@ -5,7 +5,6 @@ CHANGELOG.md, found by its tag or, without the tag, by the commit recorded there
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import TEMPLATE, Render, dependency_key, record_figure
+from .try_it import copy_working_tree
 
 GIT = ["git", "-c", "user.name=Service Owner", "-c", "user.email=owner@example.com"]
 CRUFT = [sys.executable, "-m", "cruft"]
@@ -109,13 +109,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> TemplateHistory:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", f"Release {release.version}")
     git(repo, "rm", "-rq", ".")
-    # The working tree as it would be committed: tracked and new files, none ignored.
-    listed = git(TEMPLATE, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
-    for name in listed.split("\0"):
-        source = TEMPLATE / name
-        if name and source.is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+    copy_working_tree(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", "Current template")
     return TemplateHistory(repo, git(repo, "rev-parse", "HEAD~1"), git(repo, "rev-parse", "HEAD"))
