@@ -37,10 +37,16 @@ def main() -> None:
         )
         env.pop("PIP_FIND_LINKS", None)
         first = readme_commands(clone / "README.md")[0]
-        print(f"Try it, from a fresh clone of {TEMPLATE.name} ({machine()}):")
+        print(f"Try it, from a fresh clone ({machine()}):")
         for label in ("first run, empty caches", "again, over its render"):
             run = run_until_healthy(first, clone, env, f"http://127.0.0.1:{port}")
             print(f"  {label}: {run.seconds:.1f} s to the first 200 from /healthz")
+        packages = subprocess.run(
+            [python_bin / "python3", "-m", "pip", "freeze", "--all"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()  # fmt: skip
+        size = sum(f.stat().st_size for f in (Path(tmp) / "python").rglob("*") if f.is_file())
+        print(f"  it installed {len(packages)} packages, pip included: {size / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
