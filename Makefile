@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container
+.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container bench-try
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -23,9 +23,12 @@ demo: ## Render the defaults into ./my-service and run it locally
 relock: ## Rewrite the rendered service's uv.lock template (needs the package index)
 	$(PYTHON) scripts/relock.py
 
-requirements: ## Re-pin requirements-test.txt from pyproject.toml
-	$(PYTHON) -m uv pip compile pyproject.toml --group test --generate-hashes --universal \
-		--python-version 3.11 --custom-compile-command "make requirements" -o requirements-test.txt
+requirements: ## Re-pin requirements-try.txt and requirements-test.txt from pyproject.toml
+	for group in try test; do \
+		$(PYTHON) -m uv pip compile pyproject.toml --group $$group --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command "make requirements" \
+			-o requirements-$$group.txt; \
+	done
 	for tool in checkov schemathesis; do \
 		$(PYTHON) -m uv pip compile tests/requirements-$$tool.in --generate-hashes --universal \
 			--python-version 3.11 --custom-compile-command "make requirements" \
@@ -41,6 +44,9 @@ bench-tasks: ## Enqueue throughput: one reused client vs a client per call
 
 bench-container: ## Image size and start time: multi-stage vs a one-stage pip image
 	$(PYTHON) bench/bench_container.py
+
+bench-try: ## The README's first command from a fresh clone, empty caches, run twice
+	$(PYTHON) bench/bench_try_it.py
 
 bench: ## Cold start, throughput and memory against the alternatives; writes docs/benchmarks.md
 	$(PYTHON) bench/bench_service.py

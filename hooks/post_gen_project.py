@@ -5,14 +5,16 @@ cookiecutter runs this file with the rendered project as working directory.
 """
 
 import json
+import os
 import re
 import shutil
 import sys
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 # What each optional feature owns, as paths relative to the project root
@@ -88,21 +90,63 @@ _TEXT_SUFFIXES = frozenset(
 _TEXT_NAMES = frozenset({"Makefile", "Dockerfile", ".dockerignore", ".gitignore", ".env.example"})
 # Spelled in halves: cookiecutter renders this file and must not see a tag here.
 _MARKERS = ("{" + "{", "{" + "%", "cookiecutter.")
+TEMPLATE_DIRECTORY = "{" + "{cookiecutter.project_slug}" + "}"
 
 
-def text_files(project: Path) -> Iterator[Path]:
-    for path in sorted(project.rglob("*")):
-        if path.is_file() and (path.suffix in _TEXT_SUFFIXES or path.name in _TEXT_NAMES):
+def rendered_files(project: Path, context: Mapping[str, Any]) -> list[Path]:
+    """The files this render wrote (and the manifest kept), and nothing else.
+
+    Rendering over an existing project (`--overwrite-if-exists`, as "Try it"
+    does when run again) leaves its virtual environment, caches, `.git` and the
+    user's own files in place: none of them is the template's to check. The
+    command line and API of cookiecutter name the template in the answers
+    (`_repo_dir`), so the render's files are the template's, with their names
+    rendered. cruft renders without that name, but into a new temporary
+    directory: there every file is the render's, as long as version control,
+    virtual environments and caches are left out.
+    """
+    repo = context.get("_repo_dir")
+    if not repo or not (Path(str(repo)) / TEMPLATE_DIRECTORY).is_dir():
+        return sorted(own_files(project))
+    template = Path(str(repo)) / TEMPLATE_DIRECTORY
+    names = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    files = []
+    for source in sorted(template.rglob("*")):
+        if source.is_file():
+            relative = names.from_string(str(source.relative_to(template)))
+            files.append(project / relative.render(cookiecutter=context))
+    return [path for path in files if path.is_file()]
+
+
+def own_files(project: Path) -> Iterator[Path]:
+    """Every file under the project but version control, virtual environments
+    and caches (`__pycache__` and the directories tagged as caches, as ruff,
+    mypy and pytest tag theirs: https://bford.info/cachedir/)."""
+    for root, directories, files in os.walk(project):
+        here = Path(root)
+        directories[:] = [
+            name
+            for name in directories
+            if name not in {".git", "__pycache__"}
+            and not (here / name / "pyvenv.cfg").exists()
+            and not (here / name / "CACHEDIR.TAG").exists()
+        ]
+        yield from (here / name for name in files)
+
+
+def text_files(files: Sequence[Path]) -> Iterator[Path]:
+    for path in files:
+        if path.suffix in _TEXT_SUFFIXES or path.name in _TEXT_NAMES:
             yield path
 
 
-def check_no_template_left(project: Path) -> list[str]:
+def check_no_template_left(project: Path, files: Sequence[Path]) -> list[str]:
     errors = []
-    for path in sorted(project.rglob("*")):
+    for path in files:
         relative = path.relative_to(project)
         if any(marker in str(relative) for marker in _MARKERS[:2]):
             errors.append(f"{relative}: unrendered template tag in the file name")
-    for path in text_files(project):
+    for path in text_files(files):
         # A dollar before the braces is a GitHub Actions expression, not a template tag.
         text = path.read_text(errors="replace").replace("$" + "{" + "{", "$(")
         for marker in _MARKERS:
@@ -113,10 +157,10 @@ def check_no_template_left(project: Path) -> list[str]:
     return errors
 
 
-def check_files_parse(project: Path) -> list[str]:
+def check_files_parse(project: Path, files: Sequence[Path]) -> list[str]:
     """Python compiles; TOML, YAML and JSON parse."""
     errors = []
-    for path in text_files(project):
+    for path in text_files(files):
         relative = path.relative_to(project)
         text = path.read_text(errors="replace")
         try:
@@ -210,9 +254,10 @@ def check_feature_files(project: Path, context: Mapping[str, Any]) -> list[str]:
 
 
 def validate(project: Path, context: Mapping[str, Any]) -> list[str]:
+    files = rendered_files(project, context)
     return [
-        *check_no_template_left(project),
-        *check_files_parse(project),
+        *check_no_template_left(project, files),
+        *check_files_parse(project, files),
         *check_lock_matches_pyproject(project),
         *check_feature_files(project, context),
     ]
@@ -238,8 +283,20 @@ def main(project: Path, context: Mapping[str, Any]) -> int:
         for error in errors:
             print(f"  - {error}", file=sys.stderr)
         return 1
-    print(next_steps(project, context))
+    if announces_next_steps(context):
+        print(next_steps(project, context))
     return 0
+
+
+def announces_next_steps(context: Mapping[str, Any]) -> bool:
+    """Whether the user is watching a new project appear.
+
+    cookiecutter's command line and API name the output directory in the answers
+    (`_output_dir`). cruft renders without it, and does so behind every
+    `cruft diff` and `cruft update` as well, where next steps would only clutter
+    the diff it prints.
+    """
+    return bool(context.get("_output_dir"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,18 +66,75 @@ CLOUD_RUN_REGIONS = frozenset(
     }
 )
 
-# Top-level modules the rendered service, its tests and its tools import (and
-# Python's own `test` package, which sys.stdlib_module_names leaves out; and
-# `dev`, which `python scripts/dev.py` would find first): a package of the same
-# name would shadow them.
-DEPENDENCY_MODULES = frozenset(
+# The top-level modules that each package in the rendered uv.lock installs (every
+# combination of switches), read from its locked wheel by `make relock`
+# (scripts/relock.py); tests/test_relock.py checks that it names exactly the
+# lock's packages. A package of the service with one of these names would shadow it.
+LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
+    "annotated-doc==0.0.7": ("annotated_doc",),
+    "annotated-types==0.8.0": ("annotated_types",),
+    "anyio==4.16.0": ("anyio",),
+    "ast-serialize==0.13.1": ("ast_serialize",),
+    "certifi==2026.10.19.post1": ("certifi",),
+    "cffi==2.1.1": ("_cffi_backend", "cffi"),
+    "charset-normalizer==3.5.3": ("charset_normalizer",),
+    "click==8.5.1": ("click",),
+    "colorama==0.4.6": ("colorama",),
+    "cryptography==50.0.2": ("cryptography",),
+    "fastapi==0.165.0": ("fastapi",),
+    "google-api-core==2.44.0": ("google",),
+    "google-auth==2.63.0": ("google",),
+    "google-cloud-secret-manager==2.32.0": ("google",),
+    "google-cloud-tasks==2.26.0": ("google",),
+    "google-crc32c==1.9.0": ("google_crc32c",),
+    "googleapis-common-protos==1.76.0": ("google",),
+    "grpc-google-iam-v1==0.14.6": ("google",),
+    "grpcio==1.85.3": ("grpc",),
+    "grpcio-status==1.85.3": ("grpc_status",),
+    "h11==0.16.0": ("h11",),
+    "httpcore==1.0.9": ("httpcore",),
+    "httptools==0.9.0": ("httptools",),
+    "httpx==0.28.1": ("httpx",),
+    "idna==3.20": ("idna",),
+    "iniconfig==2.3.1": ("iniconfig",),
+    "librt==0.17.0": ("librt",),
+    "mypy==2.4.1": ("mypy", "mypyc"),
+    "mypy-extensions==1.2.0": ("mypy_extensions",),
+    "opentelemetry-api==1.45.2": ("opentelemetry",),
+    "orjson==3.13.0": ("orjson",),
+    "packaging==26.4": ("packaging",),
+    "pathspec==1.1.1": ("pathspec",),
+    "pluggy==1.7.0": ("pluggy",),
+    "proto-plus==1.29.0": ("proto",),
+    "protobuf==7.36.2": ("google",),
+    "pyasn1==0.6.5": ("pyasn1",),
+    "pyasn1-modules==0.4.2": ("pyasn1_modules",),
+    "pycparser==3.12": ("pycparser",),
+    "pydantic==2.14.4": ("pydantic",),
+    "pydantic-core==2.50.5": ("pydantic_core",),
+    "pydantic-settings==2.16.3": ("pydantic_settings",),
+    "pygments==2.21.0": ("pygments",),
+    "pytest==9.2.0": ("_pytest", "py", "pytest"),
+    "python-dotenv==1.2.4": ("dotenv",),
+    "requests==2.34.2": ("requests",),
+    "ruff==0.17.6": ("ruff",),
+    "starlette==1.10.0": ("starlette",),
+    "types-grpcio==1.85.0.20261028": (),
+    "typing-extensions==4.16.0": ("typing_extensions",),
+    "typing-inspection==0.4.5": ("typing_inspection",),
+    "urllib3==2.8.0": ("urllib3",),
+    "uvicorn==0.54.0": ("uvicorn",),
+    "uvloop==0.23.0": ("uvloop",),
+}
+# Modules that no locked package installs but the render's layout and tools
+# import by name: Python's own `test` package (sys.stdlib_module_names leaves it
+# out), the modules site imports at every start, the render's top-level
+# directories and `dev` (which `python scripts/dev.py` finds first), and uv.
+TOOLCHAIN_MODULES = frozenset(
     {
-        "annotated_types", "anyio", "certifi", "conftest", "cryptography", "fastapi", "google",
-        "dev", "grpc", "test",
-        "h11", "httpcore", "httptools", "httpx", "idna", "mypy", "proto", "pydantic",
-        "pydantic_core", "pydantic_settings", "pytest", "requests", "ruff", "scripts", "sniffio",
-        "src", "starlette", "tests", "typing_extensions", "urllib3", "uv", "uvicorn", "uvloop",
-        "watchfiles",
+        "test", "sitecustomize", "usercustomize",
+        "conftest", "dev", "scripts", "src", "tests",
+        "uv", "uv_build",
     }
 )  # fmt: skip
 
@@ -85,7 +143,13 @@ PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
 SWITCHES = ("use_secret_manager", "use_cloud_tasks", "use_terraform", "public_access")
 # Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
 # (Written so that cookiecutter, which renders this file, sees no template tag in it.)
-_UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]|[\x00-\x1f\x7f]')
+_UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]')
+# Unicode categories of characters that break a line or hide in it: control
+# characters (Cc: U+0000-U+001F, U+007F-U+009F, such as U+0085 NEXT LINE), format
+# characters (Cf: U+202E RIGHT-TO-LEFT OVERRIDE, zero-width spaces) and the line
+# and paragraph separators (Zl: U+2028, Zp: U+2029), which Python and JavaScript
+# read as line ends. https://www.unicode.org/reports/tr44/#General_Category_Values
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 Problem = str | None
 
@@ -97,6 +161,15 @@ def check_project_slug(value: Any) -> Problem:
     return (
         f"project_slug {value!r} is not allowed: use 1 to 63 lowercase letters, digits and "
         "single hyphens, starting with a letter and not ending with a hyphen (e.g. my-service)"
+    )
+
+
+def locked_packages_installing(module: str) -> list[str]:
+    """The names of the locked packages that install a top-level module."""
+    return sorted(
+        package.partition("==")[0]
+        for package, modules in LOCKED_MODULES.items()
+        if module in modules
     )
 
 
@@ -113,7 +186,12 @@ def check_package_name(value: Any) -> Problem:
         return f"package_name {value!r} is a Python keyword: {allowed}"
     if value in sys.stdlib_module_names:
         return f"package_name {value!r} shadows the standard-library module {value!r}: {allowed}"
-    if value in DEPENDENCY_MODULES:
+    if owners := locked_packages_installing(value):
+        return (
+            f"package_name {value!r} shadows the module {value!r} of {', '.join(owners)}, "
+            f"which the service installs: {allowed}"
+        )
+    if value in TOOLCHAIN_MODULES:
         return f"package_name {value!r} shadows the module {value!r} of the toolchain: {allowed}"
     if value.startswith("_"):
         return f"package_name {value!r} starts with an underscore: {allowed}"
@@ -198,7 +276,20 @@ def check_text(name: str, value: Any, max_length: int = 200) -> Problem:
             f"{name} {value!r} contains {match.group()!r}: plain text only, without quotes, "
             "backslashes, backticks, template markers or control characters"
         )
+    if character := invisible_character(value):
+        # Control characters have no Unicode name: then the code point says it all.
+        described = f"U+{ord(character):04X} {unicodedata.name(character, '')}".rstrip()
+        return (
+            f"{name} {value!r} contains {described} (Unicode category "
+            f"{unicodedata.category(character)}): plain text only, without control, format or "
+            "line-separator characters"
+        )
     return None
+
+
+def invisible_character(value: str) -> str | None:
+    """The first character of a category in INVISIBLE_CATEGORIES, if any."""
+    return next((c for c in value if unicodedata.category(c) in INVISIBLE_CATEGORIES), None)
 
 
 CHECKS: tuple[Callable[[Mapping[str, Any]], Problem], ...] = (

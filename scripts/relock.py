@@ -9,6 +9,12 @@ in `{% if ... %}` on those switches. The root package (the service itself) is
 named by `{{ cookiecutter.project_slug }}`; the post-generation hook moves it
 to its sorted place, so a render's lock is byte for byte what `uv lock` writes.
 
+It also writes `LOCKED_MODULES` in the pre-generation hook: the top-level
+modules that each locked package installs, read from the file list of its
+smallest locked wheel (hash checked), so that a package name which would shadow
+one of them is refused before anything is rendered, on the user's machine and
+offline.
+
 Needs network access to the package index; run it after changing any
 dependency in `{{cookiecutter.project_slug}}/pyproject.toml`. Each render starts
 from the current lock, so only what the change needs moves; `--upgrade`
@@ -16,19 +22,27 @@ resolves everything afresh to the newest versions the constraints allow.
 """
 
 import argparse
+import hashlib
 import importlib.util
+import io
 import itertools
 import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+import tomllib
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
+import httpx
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 LOCK = TEMPLATE / "{{cookiecutter.project_slug}}" / "uv.lock"
+HOOK = TEMPLATE / "hooks" / "pre_gen_project.py"
 # The switches that change the rendered dependencies, in the order conditions name them.
 DEPENDENCY_SWITCHES: tuple[str, ...] = ("use_secret_manager", "use_cloud_tasks")
 RENDER_SLUG = "relock-probe"
@@ -125,6 +139,111 @@ def merge(locks: dict[Combo, str], names: Sequence[str]) -> str:
     return "".join(out) + "\n"
 
 
+@dataclass(frozen=True)
+class Wheel:
+    url: str
+    hash: str
+    size: int
+
+
+_JINJA_LINE = re.compile(r"^\{%.*%\}$\n?", re.MULTILINE)
+_PACKAGE_START = re.compile(r"^(?=\[\[package\]\]$)", re.MULTILINE)
+
+
+def locked_packages(lock_text: str) -> dict[str, tuple[Wheel, ...]]:
+    """Each third-party package of a lock, as `name==version`, with its wheels.
+
+    Reads a plain lock or the lock template (its `{% ... %}` lines are dropped);
+    the service itself (the editable package) is left out.
+    """
+    packages: dict[str, tuple[Wheel, ...]] = {}
+    for block in _PACKAGE_START.split(_JINJA_LINE.sub("", lock_text))[1:]:
+        package = tomllib.loads(block)["package"][0]
+        if "editable" in package.get("source", {}):
+            continue
+        wheels = tuple(
+            Wheel(str(w["url"]), str(w["hash"]), int(w["size"])) for w in package.get("wheels", [])
+        )
+        packages[f"{package['name']}=={package['version']}"] = wheels
+    return packages
+
+
+def wheel_modules(paths: Iterable[str]) -> tuple[str, ...]:
+    """The top-level modules that a wheel with these files installs.
+
+    A file in a directory installs the directory's name (a package, or a portion
+    of a namespace package such as `google`); a file at the top installs a module
+    if it is Python source or an extension (`orjson.cpython-312-...so`). Files
+    under `<name>.data/purelib` or `platlib` install at the top too; metadata,
+    scripts, `.pth` files, bytecode caches (in an installed package's RECORD)
+    and names that are not identifiers import nothing.
+    """
+    modules = set()
+    for path in paths:
+        parts = PurePosixPath(path).parts
+        if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in {"purelib", "platlib"}:
+            parts = parts[2:]
+        if parts[0].endswith((".dist-info", ".data")) or parts[0] == "__pycache__":
+            continue
+        if len(parts) > 1:
+            modules.add(parts[0])
+        elif PurePosixPath(parts[0]).suffix in {".py", ".pyc", ".so", ".pyd"}:
+            modules.add(parts[0].split(".", 1)[0])
+    return tuple(sorted(m for m in modules if m.isidentifier()))
+
+
+def wheel_files(wheel: Wheel) -> list[str]:
+    """The file list of a locked wheel, downloaded and checked against its hash."""
+    response = httpx.get(wheel.url, follow_redirects=True, timeout=120)
+    response.raise_for_status()
+    algorithm, _, expected = wheel.hash.partition(":")
+    if hashlib.new(algorithm, response.content).hexdigest() != expected:
+        raise RuntimeError(f"{wheel.url} does not match its locked hash {wheel.hash}")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        return archive.namelist()
+
+
+def modules_of(packages: Mapping[str, tuple[Wheel, ...]]) -> dict[str, tuple[str, ...]]:
+    """The modules of each package, from its smallest wheel: every wheel of a
+    release installs the same modules, whatever its platform."""
+    for package, wheels in packages.items():
+        if not wheels:
+            raise RuntimeError(f"{package} has no wheel in the lock: cannot read its modules")
+    names = sorted(packages)
+    smallest = [min(packages[name], key=lambda wheel: wheel.size) for name in names]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        files = pool.map(wheel_files, smallest)
+        return {name: wheel_modules(paths) for name, paths in zip(names, files, strict=True)}
+
+
+def locked_modules_source(modules: Mapping[str, tuple[str, ...]]) -> str:
+    """`LOCKED_MODULES` as the pre-generation hook spells it (as ruff formats it)."""
+    lines = ["LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {"]
+    for package in sorted(modules, key=lambda package: package.split("==")):
+        names = modules[package]
+        quoted = [f'"{name}"' for name in names]
+        items = f"{quoted[0]}," if len(quoted) == 1 else ", ".join(quoted)
+        one_line = f'    "{package}": ({items}),'
+        if len(one_line) <= 100:
+            lines.append(one_line)
+        else:
+            lines.append(f'    "{package}": (')
+            lines.extend(f'        "{name}",' for name in names)
+            lines.append("    ),")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_LOCKED_MODULES = re.compile(r"^LOCKED_MODULES: .*?^\}\n", re.MULTILINE | re.DOTALL)
+
+
+def with_locked_modules(hook_text: str, modules: Mapping[str, tuple[str, ...]]) -> str:
+    """The hook's text with its `LOCKED_MODULES` replaced."""
+    if not _LOCKED_MODULES.search(hook_text):
+        raise RuntimeError(f"{HOOK} has no LOCKED_MODULES to rewrite")
+    return _LOCKED_MODULES.sub(lambda _: locked_modules_source(modules), hook_text, count=1)
+
+
 def lock_for(combo: Combo, workdir: Path, *, upgrade: bool = False) -> str:
     context = dict(zip(DEPENDENCY_SWITCHES, combo, strict=True))
     project = Path(
@@ -158,13 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         locks = {combo: lock_for(combo, Path(tmp), upgrade=args.upgrade) for combo in combos}
     merged = merge(locks, DEPENDENCY_SWITCHES)
+    hook = with_locked_modules(HOOK.read_text(), modules_of(locked_packages(merged)))
     if args.check:
-        if LOCK.read_text() != merged:
-            print(f"{LOCK} is out of date: run `make relock`", file=sys.stderr)
-            return 1
-        return 0
+        stale = [path for path, text in ((LOCK, merged), (HOOK, hook)) if path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run `make relock`", file=sys.stderr)
+        return 1 if stale else 0
     LOCK.write_text(merged)
+    HOOK.write_text(hook)
     print(f"wrote {LOCK.relative_to(TEMPLATE)} for {len(combos)} combinations")
+    print(f"wrote LOCKED_MODULES in {HOOK.relative_to(TEMPLATE)}")
     return 0
 
 

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -57,8 +59,13 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"package_name": "class"}, "package_name 'class' is a Python keyword"),
     ({"package_name": "logging"}, "shadows the standard-library module 'logging'"),
     ({"package_name": "test"}, "shadows the module 'test' of the toolchain"),
-    ({"package_name": "fastapi"}, "shadows the module 'fastapi' of the toolchain"),
-    ({"package_name": "google"}, "shadows the module 'google' of the toolchain"),
+    ({"package_name": "fastapi"}, "shadows the module 'fastapi' of fastapi, which the service"),
+    ({"package_name": "google"}, "shadows the module 'google' of google-api-core, google-auth,"),
+    ({"package_name": "orjson"}, "shadows the module 'orjson' of orjson, which the service"),
+    ({"package_name": "google_crc32c"}, "shadows the module 'google_crc32c' of google-crc32c"),
+    ({"package_name": "click"}, "shadows the module 'click' of click, which the service"),
+    ({"package_name": "dotenv"}, "shadows the module 'dotenv' of python-dotenv, which"),
+    ({"package_name": "sitecustomize"}, "shadows the module 'sitecustomize' of the toolchain"),
     ({"package_name": "tests"}, "shadows the module 'tests' of the toolchain"),
     ({"service_name": "Billing"}, "service_name 'Billing' is not a valid Cloud Run service name"),
     ({"service_name": "9lives"}, "starting with a letter"),
@@ -79,6 +86,9 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     # cookiecutter renders answers itself; this one renders to a literal "{{ x".
     ({"description": "{{ '{{' }} x"}, "contains '{{': plain text only"),
     ({"author": "Back\\slash"}, "author 'Back\\\\slash' contains '\\\\'"),
+    ({"description": "Pay \u202etxt.exe"}, "contains U+202E RIGHT-TO-LEFT OVERRIDE (Unicode"),
+    ({"project_name": "Two\u2028lines"}, "project_name 'Two\\u2028lines' contains U+2028"),
+    ({"author": "Next\x85line"}, "author 'Next\\x85line' contains U+0085 (Unicode category Cc)"),
     ({"project_name": "x" * 81}, "project_name is 81 characters long"),
 ]
 
@@ -118,6 +128,36 @@ def test_no_copy_of_the_answers_is_left_in_the_temporary_directory(tmp_path: Pat
     assert list(temporary.iterdir()) == []
 
 
+def test_no_input_answers_are_rendered_by_cookiecutter_before_the_hook(tmp_path: Path) -> None:
+    """As the README warns: an answer on the command line is a Jinja template,
+    and the hook only sees what it rendered to."""
+    result = run_cookiecutter(tmp_path, "description={{ 6 * 7 }}")
+
+    assert result.returncode == 0, result.stderr
+    pyproject = tomllib.loads((tmp_path / "my-service" / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == "42"
+
+
+def test_a_template_marker_typed_at_a_prompt_is_refused(tmp_path: Path) -> None:
+    questions = [q for q in json.loads((TEMPLATE / "cookiecutter.json").read_text()) if q[0] != "_"]
+    answers = ["" for _ in questions]  # Enter: the default
+    answers[questions.index("description")] = "{{ 6 * 7 }}"
+    config = tmp_path / "cookiecutter-config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    output = tmp_path / "out"
+    output.mkdir()
+
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--config-file", str(config), str(TEMPLATE),
+         "-o", str(output)],
+        input="\n".join(answers) + "\n", capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "description '{{ 6 * 7 }}' contains '{{': plain text only" in result.stderr
+    assert list(output.iterdir()) == []
+
+
 def test_a_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
     result = run_cookiecutter(tmp_path, "python_version=3.9")
     assert result.returncode != 0
@@ -149,6 +189,51 @@ def test_the_defaults_and_the_placeholder_project_are_accepted() -> None:
     context = default_context()
     assert context["gcp_project_id"] == pre_gen.PLACEHOLDER_PROJECT_ID
     assert pre_gen.problems(context) == []
+
+
+# (a character, its Unicode category): each breaks a line or hides in it.
+INVISIBLE_CHARACTERS = [
+    ("\x00", "Cc"),
+    ("\t", "Cc"),
+    ("\x1b", "Cc"),
+    ("\x7f", "Cc"),
+    ("\x85", "Cc"),
+    ("\u200b", "Cf"),
+    ("\u202e", "Cf"),
+    ("\u2066", "Cf"),
+    ("\ufeff", "Cf"),
+    ("\u2028", "Zl"),
+    ("\u2029", "Zp"),
+]
+
+
+@pytest.mark.parametrize(
+    ("character", "category"),
+    INVISIBLE_CHARACTERS,
+    ids=[f"U+{ord(c):04X}" for c, _ in INVISIBLE_CHARACTERS],
+)
+@pytest.mark.parametrize("answer", ["project_name", "description", "author"])
+def test_invisible_characters_are_refused_in_free_text(
+    answer: str, character: str, category: str
+) -> None:
+    value = f"Billing{character}API"
+
+    problems = pre_gen.problems({**default_context(), answer: value})
+
+    # repr() shows the character escaped, so the message itself stays on one line.
+    assert problems == [
+        f"{answer} {value!r} contains U+{ord(character):04X}"
+        f"{' ' + unicodedata.name(character) if category != 'Cc' else ''} "
+        f"(Unicode category {category}): plain text only, without control, format or "
+        "line-separator characters"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["Café Zürich", "Платежи", "請求サービス", "Billing ✓", "A\u00a0B"]
+)
+def test_plain_text_in_any_script_is_accepted(text: str) -> None:
+    assert pre_gen.check_text("description", text) is None
 
 
 @pytest.mark.parametrize("region", sorted(["europe-west3", "us-central1", "asia-northeast1"]))
@@ -334,6 +419,96 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
     without_terraform = post_gen.paths_to_remove({**context, "use_terraform": False})
     assert "deploy/terraform" in without_terraform
     assert "deploy/terraform/modules/service/tasks.tf" in without_terraform, "inside a removed path"
+
+
+def test_only_the_files_the_template_rendered_are_checked(rendered_copy: Path) -> None:
+    context = {**context_for(rendered_copy), "_repo_dir": str(TEMPLATE)}
+    (rendered_copy / "src" / "my_service" / "greeting.py").write_text("GREETING = f'{{hi}}'\n")
+    (rendered_copy / "notes.json").write_text("{not json")
+
+    files = post_gen.rendered_files(rendered_copy, context)
+
+    relative = {str(path.relative_to(rendered_copy)) for path in files}
+    assert {"pyproject.toml", "uv.lock", "src/my_service/main.py", "Makefile"} <= relative
+    assert "src/my_service/greeting.py" not in relative
+    assert "notes.json" not in relative
+    assert post_gen.validate(rendered_copy, context) == []
+
+
+def test_a_broken_rendered_file_is_caught_among_the_users_own(rendered_copy: Path) -> None:
+    context = {**context_for(rendered_copy), "_repo_dir": str(TEMPLATE)}
+    (rendered_copy / "notes.json").write_text("{not json")
+    with (rendered_copy / "src" / "my_service" / "main.py").open("a") as file:
+        file.write("\nx = '{{ cookiecutter.package_name }}'\n")
+
+    errors = post_gen.validate(rendered_copy, context)
+
+    assert len(errors) == 1
+    assert errors[0].startswith("src/my_service/main.py:")
+
+
+def test_without_the_template_version_control_environments_and_caches_are_skipped(
+    rendered_copy: Path,
+) -> None:
+    """cruft renders into a new directory, without naming the template."""
+    broken = "x = '{{ cookiecutter.package_name }}'\n"
+    for directory, marker in [
+        (".git", None),
+        (".venv", "pyvenv.cfg"),
+        ("env-of-my-own", "pyvenv.cfg"),
+        (".mypy_cache", "CACHEDIR.TAG"),
+        ("src/my_service/__pycache__", None),
+    ]:
+        (rendered_copy / directory / "lib").mkdir(parents=True)
+        (rendered_copy / directory / "lib" / "template.py").write_text(broken)
+        if marker:
+            (rendered_copy / directory / marker).write_text("")
+
+    assert post_gen.validate(rendered_copy, context_for(rendered_copy)) == []
+    (rendered_copy / "lib").mkdir()
+    (rendered_copy / "lib" / "template.py").write_text(broken)
+    assert post_gen.validate(rendered_copy, context_for(rendered_copy)) == [
+        "lib/template.py:1: '{{' survived rendering"
+    ]
+
+
+def test_rendering_again_over_a_project_in_use_succeeds(tmp_path: Path) -> None:
+    """The README's first command, run again: the second render finds a virtual
+    environment, git, caches and the user's own code in place, and leaves them so."""
+    assert run_cookiecutter(tmp_path).returncode == 0
+    project = tmp_path / "my-service"
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"}
+    }
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "sync", "--locked", "--quiet"], cwd=project, env=env, check=True)
+    subprocess.run(
+        [*uv, "run", "--locked", "ruff", "check", "--quiet", "."], cwd=project, env=env, check=True
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "--allow-empty", "-m", "{{ start }}"], cwd=project, check=True
+    )
+    own = project / "src" / "my_service" / "greeting.py"
+    own.write_text("def greet(name: str) -> str:\n    return f'{{{name}}}'\n")
+    assert any("{{" in p.read_text(errors="replace") for p in (project / ".venv").rglob("*.py"))
+    venv_files = sorted((project / ".venv").rglob("*"))
+
+    again = run_cookiecutter(tmp_path, "--overwrite-if-exists")
+
+    assert again.returncode == 0, again.stderr
+    assert "Rendered My Service" in again.stdout
+    assert own.read_text() == "def greet(name: str) -> str:\n    return f'{{{name}}}'\n"
+    assert sorted((project / ".venv").rglob("*")) == venv_files
+    assert (project / ".ruff_cache" / "CACHEDIR.TAG").exists()
+
+
+def test_next_steps_are_announced_to_cookiecutter_users_only() -> None:
+    assert post_gen.announces_next_steps({**default_context(), "_output_dir": "/somewhere"})
+    assert not post_gen.announces_next_steps(
+        {**default_context(), "_template": "https://example.com/t.git", "_commit": "0" * 40}
+    )
 
 
 def test_next_steps_are_printed(rendered_copy: Path) -> None:
