@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,144 @@ def test_every_variable_is_declared_and_passed(terraform: Path) -> None:
         )
         assert set(values) <= set(root_vars), f"{environment}.tfvars sets undeclared variables"
         assert values["environment"] == environment
-        backend = load_hcl(terraform / "environments" / f"{environment}.backend.hcl")
-        assert backend["prefix"].endswith(f"/{environment}"), "one state per environment"
+
+
+def make_dry_run(directory: Path, *args: str) -> list[str]:
+    """The commands `make -n` would run, continuation lines joined (recipe
+    comments, which the shell would skip, left out)."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=directory, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = done.stdout.replace("\\\n", " ").splitlines()
+    return [line for line in lines if not line.lstrip().startswith("#")]
+
+
+def copy_of(project: Render, tmp_path: Path) -> Path:
+    """A private copy of a render, to change without touching the shared one."""
+    return Path(shutil.copytree(project.path, tmp_path / project.path.name))
+
+
+def terraform_console(module: Path, sources: str, expression: str, **variables: str) -> Any:
+    """Evaluate an expression with Terraform itself, in a scratch copy of
+    `module` that holds only `sources` (variables and locals: nothing that
+    needs a provider, so no `terraform init`). Returns the value as JSON."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed here")
+    scratch = Path(tempfile.mkdtemp(prefix=f"{module.name}-console-", dir=module.parent))
+    (scratch / "main.tf").write_text(sources)
+    done = subprocess.run(
+        ["terraform", f"-chdir={scratch}", "console",
+         *(f"-var={name}={value}" for name, value in variables.items())],
+        input=f"jsonencode({expression})\n", capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def block_source(path: Path, header: str) -> str:
+    """The text of one top-level block of a .tf file, e.g. `locals {`."""
+    text = path.read_text()
+    start = text.index(f"\n{header}") + 1
+    return text[start : text.index("\n}\n", start) + 3]
+
+
+WHERE = {"dev": ("dev-project-1", "europe-west1"), "staging": ("staging-project-2", "us-east1"),
+         "prod": ("prod-project-3", "asia-northeast1")}  # fmt: skip
+
+
+def test_each_environment_is_named_in_one_place(project: Render, tmp_path: Path) -> None:
+    """deploy/<env>.env is the only deploy file that names a project or a
+    region, and the Makefile, the workflows and Terraform all take theirs from it."""
+    root = project.path
+    deploy_config = [root / "Makefile", *root.glob(".github/**/*"), *root.glob("deploy/**/*")]
+    for answer in (project.context["gcp_project_id"], project.context["gcp_region"]):
+        holders = {
+            p.relative_to(root) for p in deploy_config if p.is_file() and answer in p.read_text()
+        }
+        assert holders == {Path(f"deploy/{env}.env") for env in ENVIRONMENTS}, answer
+
+    copy = copy_of(project, tmp_path)
+    for environment, (project_id, region) in WHERE.items():
+        env_file = copy / "deploy" / f"{environment}.env"
+        env_file.write_text(
+            env_file.read_text()
+            .replace(project.context["gcp_project_id"], project_id)
+            .replace(project.context["gcp_region"], region)
+        )
+    for environment, (project_id, region) in WHERE.items():
+        lines = make_dry_run(copy, "deploy", f"ENV={environment}", "SERVICE_URL=https://x")
+        (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
+        assert deploy[deploy.index("--project") + 1] == project_id
+        assert deploy[deploy.index("--region") + 1] == region
+        image = deploy[deploy.index("--image") + 1]
+        assert image.startswith(f"{region}-docker.pkg.dev/{project_id}/"), image
+
+    if project.context["use_terraform"]:
+        root_module = copy / ROOT
+        for environment, where in WHERE.items():
+            values = terraform_console(
+                root_module,
+                block_source(root_module / "main.tf", "locals {") + 'variable "environment" {}\n',
+                "[local.project_id, local.region]",
+                environment=environment,
+            )
+            assert tuple(values) == where, "Terraform reads the same file"
+        provider = block_source(root_module / "versions.tf", 'provider "google" {')
+        assert "local.project_id" in provider
+        assert "local.region" in provider
+
+    deploy_step = workflows(project)["deploy-environment.yml"]["jobs"]["deploy"]["steps"][-1]
+    assert deploy_step["run"] == 'make deploy ENV="$DEPLOY_ENV" TAG="$GITHUB_SHA"'
+    text = "\n".join(p.read_text() for p in workflow_files(project))
+    assert set(re.findall(r"vars\.(\w+)", text)) == {"WIF_PROVIDER", "DEPLOY_SERVICE_ACCOUNT"}
+
+
+def test_each_environment_keeps_its_state_in_its_own_bucket(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """`make tf-bootstrap` creates a versioned, uniform-access, never public
+    bucket in the environment's own project (gcloud checks the arguments);
+    `make tf-init` points the environment's backend at it."""
+    assert 'backend "gcs" {}' in (terraform / "versions.tf").read_text()
+    copy = copy_of(project, tmp_path)
+    for environment, (project_id, region) in WHERE.items():
+        (copy / "deploy" / f"{environment}.env").write_text(
+            f"PROJECT={project_id}\nREGION={region}\n"
+        )
+    backends = {}
+    for environment, (project_id, region) in WHERE.items():
+        bucket = f"gs://{project_id}-tfstate"
+        commands = [c for line in make_dry_run(copy, "tf-bootstrap", f"ENV={environment}")
+                    for c in gcloud_commands(line)]  # fmt: skip
+        (create,) = [c for c in commands if c[1:4] == ["storage", "buckets", "create"]]
+        assert create[4] == bucket
+        assert create[create.index("--project") + 1] == project_id
+        assert create[create.index("--location") + 1] == region
+        assert {"--uniform-bucket-level-access", "--public-access-prevention"} <= set(create)
+        (update,) = [c for c in commands if c[1:4] == ["storage", "buckets", "update"]]
+        assert update[4] == bucket
+        assert "--versioning" in update
+        if environment == "dev":
+            for command in commands:
+                assert_gcloud_accepts(command, tmp_path)
+
+        (init,) = [shlex.split(line) for line in make_dry_run(copy, "tf-init", f"ENV={environment}")
+                   if line.startswith("terraform ")]  # fmt: skip
+        assert init[:3] == ["terraform", "-chdir=deploy/terraform", "init"]
+        config = dict(a.removeprefix("-backend-config=").split("=", 1) for a in init
+                      if a.startswith("-backend-config="))  # fmt: skip
+        assert config["bucket"] == bucket.removeprefix("gs://")
+        backends[environment] = (config["bucket"], config["prefix"])
+    assert len(set(backends.values())) == len(ENVIRONMENTS), "one state per environment"
+    shared_project = {
+        line
+        for env in ENVIRONMENTS
+        for line in make_dry_run(project.path, "tf-init", f"ENV={env}")
+        if line.startswith("terraform ")
+    }
+    assert len(shared_project) == len(ENVIRONMENTS), "apart even in one project"
 
 
 def resources(terraform: Path) -> list[tuple[str, str, dict[str, Any]]]:
@@ -494,6 +631,36 @@ def gcloud_without_account(tmp_path: Path) -> tuple[str, dict[str, str]]:
 
 
 NO_ACCOUNT = "You do not currently have an active account selected"
+_GCLOUD_VERDICTS: dict[tuple[str, ...], tuple[int, str]] = {}
+
+
+def assert_gcloud_accepts(arguments: list[str], tmp_path: Path) -> None:
+    """gcloud checks a command's flags and values before it looks for an
+    account: with none configured, a well-formed command fails for want of
+    credentials (exit 1), a wrong flag or value fails as usage (exit 2).
+    Each distinct command is asked once a session."""
+    assert arguments[0] == "gcloud", arguments
+    key = tuple(arguments)
+    if key not in _GCLOUD_VERDICTS:
+        gcloud, env = gcloud_without_account(tmp_path)
+        done = subprocess.run(
+            [gcloud, *arguments[1:]], env=env, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        _GCLOUD_VERDICTS[key] = (done.returncode, done.stderr)
+    returncode, stderr = _GCLOUD_VERDICTS[key]
+    assert (returncode, NO_ACCOUNT in stderr) == (1, True), f"{shlex.join(arguments)}\n{stderr}"
+
+
+def gcloud_commands(line: str) -> list[list[str]]:
+    """The gcloud invocations of one shell line (`a || b`, `a && b`), without
+    their redirections."""
+    commands = []
+    for part in re.split(r"\|\||&&|;", line):
+        words = [w for w in shlex.split(part) if not re.match(r"^\d*[<>]", w)]
+        if words and words[0] == "gcloud":
+            commands.append(words)
+    return commands
 
 
 def test_readme_gcloud_commands_are_valid(project: Render, tmp_path: Path) -> None:
@@ -522,19 +689,9 @@ def test_readme_gcloud_commands_are_valid(project: Render, tmp_path: Path) -> No
 def test_make_deploy_gives_gcloud_valid_arguments(
     project: Render, environment: str, tmp_path: Path
 ) -> None:
-    """gcloud checks a command's flags and values before it looks for an
-    account: with none configured, a valid `gcloud run deploy` fails for want
-    of credentials (exit 1), a wrong flag or value fails as usage (exit 2)."""
-    gcloud, env = gcloud_without_account(tmp_path)
-    dry_run = subprocess.run(
-        ["make", "-n", "deploy", f"ENV={environment}", "PROJECT=test-project", "TAG=abc123",
-         "SERVICE_URL=https://service.example"],
-        cwd=project.path, capture_output=True, text=True, check=True,
+    lines = make_dry_run(
+        project.path, "deploy", f"ENV={environment}", "TAG=abc123",
+        "SERVICE_URL=https://service.example",
     )  # fmt: skip
-    lines = dry_run.stdout.replace("\\\n", " ").splitlines()
     (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
-    done = subprocess.run(
-        [gcloud, *deploy[1:]], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 1, done.stderr
-    assert NO_ACCOUNT in done.stderr, done.stderr
+    assert_gcloud_accepts(deploy, tmp_path)

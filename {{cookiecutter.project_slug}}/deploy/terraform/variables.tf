@@ -1,13 +1,3 @@
-variable "project_id" {
-  type        = string
-  description = "Google Cloud project of this environment."
-}
-
-variable "region" {
-  type        = string
-  description = "Region of the service and its resources."
-}
-
 variable "environment" {
   type        = string
   description = "dev, staging or prod."
@@ -47,7 +37,7 @@ variable "invokers" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Refuse to destroy the Cloud Run service."
+  description = "Refuse to destroy the Cloud Run service (README: Deploy)."
   default     = true
 }
 

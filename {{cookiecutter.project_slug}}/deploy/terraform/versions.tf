@@ -8,12 +8,12 @@ terraform {
     }
   }
 
-  # State lives in a bucket per environment's project; `make tf-init ENV=...`
-  # passes environments/<env>.backend.hcl.
+  # State lives in a bucket in each environment's own project, one state per
+  # environment: `make tf-init ENV=...` names the bucket (README: Deploy).
   backend "gcs" {}
 }
 
 provider "google" {
-  project = var.project_id
-  region  = var.region
+  project = local.project_id
+  region  = local.region
 }

@@ -1,6 +1,5 @@
-# Values of the dev environment: terraform plan -var-file=environments/dev.tfvars
-project_id   = "{{ cookiecutter.gcp_project_id }}"
-region       = "{{ cookiecutter.gcp_region }}"
+# What Terraform makes in the dev environment: make tf-plan ENV=dev.
+# Where dev runs (its project and region) is deploy/dev.env.
 environment  = "dev"
 service_name = "{{ cookiecutter.service_name }}"
 

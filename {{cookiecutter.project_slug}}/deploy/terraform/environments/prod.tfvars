@@ -1,6 +1,5 @@
-# Values of the prod environment: terraform plan -var-file=environments/prod.tfvars
-project_id   = "{{ cookiecutter.gcp_project_id }}"
-region       = "{{ cookiecutter.gcp_region }}"
+# What Terraform makes in the prod environment: make tf-plan ENV=prod.
+# Where prod runs (its project and region) is deploy/prod.env.
 environment  = "prod"
 service_name = "{{ cookiecutter.service_name }}"
 

@@ -1,6 +1,5 @@
-# Values of the staging environment: terraform plan -var-file=environments/staging.tfvars
-project_id   = "{{ cookiecutter.gcp_project_id }}"
-region       = "{{ cookiecutter.gcp_region }}"
+# What Terraform makes in the staging environment: make tf-plan ENV=staging.
+# Where staging runs (its project and region) is deploy/staging.env.
 environment  = "staging"
 service_name = "{{ cookiecutter.service_name }}"
 
