@@ -260,6 +260,60 @@ def resources(terraform: Path) -> list[tuple[str, str, dict[str, Any]]]:
     return list(blocks(terraform / "modules" / "service", "resource"))
 
 
+# The API each resource needs, from each product's Terraform documentation
+# and the API it calls; a resource type missing here fails the test below.
+API_OF = {
+    "google_artifact_registry_repository": "artifactregistry",
+    "google_artifact_registry_repository_iam_member": "artifactregistry",
+    "google_cloud_run_v2_service": "run",
+    "google_cloud_run_v2_service_iam_member": "run",
+    "google_cloud_tasks_queue": "cloudtasks",
+    "google_cloud_tasks_queue_iam_member": "cloudtasks",
+    "google_iam_workload_identity_pool": "iam",
+    "google_iam_workload_identity_pool_provider": "iam",
+    "google_secret_manager_secret": "secretmanager",
+    "google_secret_manager_secret_iam_member": "secretmanager",
+    "google_service_account": "iam",
+    "google_service_account_iam_member": "iam",
+    "data.google_project": "cloudresourcemanager",
+}
+# What GitHub Actions' keyless sign-in calls: STS to exchange its token, then
+# the IAM Service Account Credentials API for the deployer's credentials.
+WORKLOAD_IDENTITY_APIS = {"sts", "iamcredentials"}
+APIS = "google_project_service.apis"
+REFERENCE = re.compile(r"\b((?:data\.)?google_[a-z0-9_]+\.[a-z0-9_]+)\b")
+
+
+def dependencies(terraform: Path) -> dict[str, set[str]]:
+    """Each resource and data source of the module, with what it depends on:
+    its `depends_on` and every resource it references."""
+    module = terraform / "modules" / "service"
+    graph = {}
+    for kind, prefix in (("resource", ""), ("data", "data.")):
+        for type_, name, body in blocks(module, kind):
+            graph[f"{prefix}{type_}.{name}"] = set(REFERENCE.findall(json.dumps(body)))
+    return graph
+
+
+def test_every_api_is_enabled_before_what_needs_it(terraform: Path) -> None:
+    graph = dependencies(terraform)
+    (enabling,) = [b for t, n, b in resources(terraform) if f"{t}.{n}" == APIS]
+    enabled = set(re.findall(r'"([a-z]+)\.googleapis\.com"', enabling["for_each"]))
+
+    def reaches_apis(node: str, seen: frozenset[str] = frozenset()) -> bool:
+        return APIS in graph[node] or any(
+            reaches_apis(n, seen | {node}) for n in graph[node] - seen if n in graph
+        )
+
+    for node in graph.keys() - {APIS}:
+        kind = node.rsplit(".", 1)[0]
+        assert kind in API_OF, f"which API does {kind} need? Add it to API_OF"
+        assert API_OF[kind] in enabled, f"{node} needs {API_OF[kind]}.googleapis.com"
+        assert reaches_apis(node), f"{node} may be created before the APIs are enabled"
+    if any(n.startswith("google_iam_workload_identity_pool_provider.") for n in graph):
+        assert enabled >= WORKLOAD_IDENTITY_APIS
+
+
 def iam(terraform: Path) -> list[tuple[str, str, str, str]]:
     """(resource type, role, member, what it is granted on) of every IAM grant."""
     grants = []

@@ -13,6 +13,8 @@ resource "google_service_account" "deployer" {
   project      = var.project_id
   account_id   = local.deployer_account_id
   display_name = "${local.name} (deploys from ${var.github_repository})"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_iam_workload_identity_pool" "github" {
@@ -20,6 +22,8 @@ resource "google_iam_workload_identity_pool" "github" {
   project                   = var.project_id
   workload_identity_pool_id = local.pool_id
   display_name              = "GitHub Actions"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {

@@ -13,15 +13,22 @@ locals {
   service_url = "https://${local.name}-${data.google_project.this.number}.${var.region}.run.app"
 }
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
+# The APIs the environment uses, enabled before anything that needs them:
+# everything below depends on this resource, directly or through what it
+# references, so a first apply on a new project does not race them. Besides
+# each product's own API: iam for the service accounts and the Workload
+# Identity pool; iamcredentials and sts, with which a GitHub workflow exchanges
+# its token for the deployer's credentials; cloudresourcemanager for
+# data.google_project. Google lists these four for deployment pipelines:
+# https://cloud.google.com/iam/docs/workload-identity-federation-with-deployment-pipelines
 resource "google_project_service" "apis" {
   for_each = toset([
     "run.googleapis.com",
     "artifactregistry.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "sts.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
 {% if cookiecutter.use_secret_manager %}
     "secretmanager.googleapis.com",
 {% endif %}
@@ -32,6 +39,12 @@ resource "google_project_service" "apis" {
   project            = var.project_id
   service            = each.value
   disable_on_destroy = false
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_artifact_registry_repository" "images" {
@@ -58,6 +71,8 @@ resource "google_service_account" "runtime" {
   project      = var.project_id
   account_id   = local.runtime_account_id
   display_name = "${local.name} (Cloud Run runtime)"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_run_v2_service" "service" {

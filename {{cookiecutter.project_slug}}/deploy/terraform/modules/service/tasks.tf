@@ -26,6 +26,8 @@ resource "google_service_account" "invoker" {
   project      = var.project_id
   account_id   = local.invoker_account_id
   display_name = "${local.name} (Cloud Tasks invoker)"
+
+  depends_on = [google_project_service.apis]
 }
 
 # Cloud Tasks' token for the invoker may call the service...
