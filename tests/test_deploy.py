@@ -6,6 +6,7 @@ What cannot be checked here (no Google Cloud, no Terraform registry): that
 `terraform init/validate/plan` succeed and that a deployment works.
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any
 import hcl2
 import pytest
 import yaml
+from cel_expr_python import cel
 
 from .conftest import TEMPLATE, Render
 
@@ -28,8 +30,8 @@ ROOT = "deploy/terraform"
 ENVIRONMENTS = ("dev", "staging", "prod")
 CHECKOV_NOT_APPLICABLE = {
     "CKV_GCP_84": "customer-managed encryption keys are an organisation's choice",
-    "CKV_GCP_125": "the trust condition pins sub to repo:<repository>:environment:<env>, "
-    "variables checkov cannot resolve",
+    "CKV_GCP_125": "the check reads only a literal assertion.sub; the trust condition pins the "
+    "repository and owner by numeric ID, the GitHub environment and the ref (tested below)",
 }
 
 
@@ -152,11 +154,15 @@ def terraform_console(module: Path, sources: str, expression: str, **variables: 
     return json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def block_source(path: Path, header: str) -> str:
-    """The text of one top-level block of a .tf file, e.g. `locals {`."""
+def block_source(path: Path, header: str, containing: str = "") -> str:
+    """The text of a top-level block of a .tf file, e.g. `locals {`: the first
+    with that header that contains `containing`."""
     text = path.read_text()
-    start = text.index(f"\n{header}") + 1
-    return text[start : text.index("\n}\n", start) + 3]
+    for match in re.finditer(f"^{re.escape(header)}$", text, re.MULTILINE):
+        block = text[match.start() : text.index("\n}\n", match.start()) + 3]
+        if containing in block:
+            return block
+    raise AssertionError(f"no block {header} with {containing!r} in {path}")
 
 
 WHERE = {"dev": ("dev-project-1", "europe-west1"), "staging": ("staging-project-2", "us-east1"),
@@ -672,6 +678,97 @@ def test_each_trigger_deploys_what_the_readme_says(
     assert jobs_that_run(flow, github, inputs) == {"checks", *deployed}
     # Nothing deploys a commit that fails the CI checks.
     assert jobs_that_run(flow, github, inputs, failing=frozenset({"checks"})) == {"checks"}
+
+
+# GitHub's claims for a deploy job (the numeric IDs are google-github-actions/auth's
+# own example): each case changes one of them.
+GITHUB = {"repository_owner_id": "1342004", "repository_id": "260064828"}
+SAMPLE_REFS = ("refs/heads/main", "refs/heads/feature", "refs/tags/v1.2.0", "refs/tags/release-1",
+               "refs/pull/7/merge")  # fmt: skip
+
+
+def documented_deploy_refs(project: Render) -> dict[str, list[str]]:
+    """The README's table of GitHub environments: which refs each deploys."""
+    readme = (project.path / "README.md").read_text()
+    rows = re.findall(r"^\| `(dev|staging|prod)` \| (.+?) \| .+ \|$", readme, re.MULTILINE)
+    refs = {}
+    for environment, rule in rows:
+        branches = [f"refs/heads/{b}" for b in re.findall(r"branch `([^`]+)`", rule)]
+        tags = [f"refs/tags/{t}" for t in re.findall(r"tags `([^`]+)`", rule)]
+        refs[environment] = branches + tags
+    assert set(refs) == set(ENVIRONMENTS), rows
+    return refs
+
+
+def terraform_wif_condition(project: Render, environment: str, tmp_path: Path) -> str:
+    """The Workload Identity provider's attribute condition for an environment,
+    as Terraform computes it from the module's variables."""
+    module = copy_of(project, tmp_path / environment) / MODULE
+    declared = (module / "variables.tf").read_text()
+    required = {
+        name: {"number": "1", "bool": "false"}.get(body["type"].strip("${}"), "x")
+        for name, body in variables(module).items()
+        if "default" not in body and f'variable "{name}"' in declared
+    }
+    condition: str = terraform_console(
+        module,
+        declared + block_source(module / "ci.tf", "locals {", containing="github_condition"),
+        "local.github_condition",
+        **(required | {"environment": environment, "github_repository_id": GITHUB["repository_id"],
+                       "github_repository_owner_id": GITHUB["repository_owner_id"]}),
+    )  # fmt: skip
+    return condition
+
+
+def cel_allows(condition: str, claims: dict[str, str]) -> bool:
+    """Google's CEL runtime on a GitHub token's claims (`assertion`); a claim
+    the condition reads but the token lacks makes it false, as IAM refuses it."""
+    env = cel.NewEnv(variables={"assertion": cel.Type.Map(cel.Type.STRING, cel.Type.STRING)})
+    try:
+        return bool(env.compile(condition).eval(data={"assertion": claims}).value() is True)
+    except RuntimeError:
+        return False
+
+
+def github_token(environment: str, ref: str) -> dict[str, str]:
+    """The claims of a deploy job's token that a condition may read."""
+    return GITHUB | {
+        "environment": environment,
+        "ref": ref,
+        "repository": "octo-org/octo-repo",
+        "sub": f"repo:octo-org/octo-repo:environment:{environment}",
+    }
+
+
+def assert_admits_only_documented_refs(condition: str, environment: str, rules: list[str]) -> None:
+    for ref in SAMPLE_REFS:
+        token = github_token(environment, ref)
+        allowed = any(fnmatch.fnmatchcase(ref, rule) for rule in rules)
+        assert cel_allows(condition, token) is allowed, f"{environment}, {ref}: {condition}"
+        if allowed:  # and only with this repository's IDs, in this GitHub environment
+            for claim in ("repository_id", "repository_owner_id", "environment"):
+                assert not cel_allows(condition, token | {claim: "1"}), claim
+                without = {name: value for name, value in token.items() if name != claim}
+                assert not cel_allows(condition, without), f"without {claim}"
+
+
+def test_only_this_repository_may_deploy_and_only_from_the_documented_refs(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """The Workload Identity condition, as Terraform computes it and Google's
+    CEL runtime evaluates it, admits a GitHub token for exactly the refs the
+    README's GitHub environment rules allow, from this repository and owner
+    by numeric ID, in the job's own GitHub environment."""
+    rules = documented_deploy_refs(project)
+    for environment in ENVIRONMENTS:
+        condition = terraform_wif_condition(project, environment, tmp_path)
+        assert_admits_only_documented_refs(condition, environment, rules[environment])
+    # What deploy.yml deploys by itself is within the rules.
+    assert any(fnmatch.fnmatchcase("refs/heads/main", rule) for rule in rules["dev"])
+    for environment in ("staging", "prod"):
+        assert any(fnmatch.fnmatchcase("refs/tags/v1.2.0", rule) for rule in rules[environment])
+    (binding,) = [b for _, name, b in resources(terraform) if name == "github_acts_as_deployer"]
+    assert binding["member"].endswith("/attribute.repository_id/${var.github_repository_id}")
 
 
 def gcloud_without_account(tmp_path: Path) -> tuple[str, dict[str, str]]:

@@ -15,18 +15,19 @@ locals {
 module "service" {
   source = "./modules/service"
 
-  project_id          = local.project_id
-  region              = local.region
-  environment         = var.environment
-  service_name        = var.service_name
-  image               = var.image
-  min_instances       = var.min_instances
-  max_instances       = var.max_instances
-  public_access       = var.public_access
-  invokers            = var.invokers
-  deletion_protection = var.deletion_protection
-  github_repository   = var.github_repository
+  project_id                 = local.project_id
+  region                     = local.region
+  environment                = var.environment
+  service_name               = var.service_name
+  image                      = var.image
+  min_instances              = var.min_instances
+  max_instances              = var.max_instances
+  public_access              = var.public_access
+  invokers                   = var.invokers
+  deletion_protection        = var.deletion_protection
+  github_repository_id       = var.github_repository_id
+  github_repository_owner_id = var.github_repository_owner_id
 {% if cookiecutter.use_secret_manager %}
-  secrets             = var.secrets
+  secrets                    = var.secrets
 {% endif %}
 }

@@ -41,9 +41,15 @@ variable "deletion_protection" {
   default     = true
 }
 
-variable "github_repository" {
+variable "github_repository_id" {
   type        = string
-  description = "owner/name of the GitHub repository that deploys this environment (empty: none)."
+  description = "Numeric ID of the GitHub repository that deploys this environment (empty: none)."
+  default     = ""
+}
+
+variable "github_repository_owner_id" {
+  type        = string
+  description = "Numeric ID of that repository's owner."
   default     = ""
 }
 {% if cookiecutter.use_secret_manager %}

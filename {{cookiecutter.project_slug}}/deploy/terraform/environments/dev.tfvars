@@ -15,5 +15,8 @@ invokers      = []
 secrets = ["api-key"]
 {% endif %}
 
-# owner/name of the GitHub repository allowed to deploy here (see README: Deploy).
-github_repository = ""
+# The GitHub repository allowed to deploy here, by the numeric IDs GitHub
+# never gives to another repository or owner (README: Deploy):
+#   gh api repos/OWNER/REPO --jq '.id, .owner.id'
+github_repository_id       = ""
+github_repository_owner_id = ""
