@@ -372,6 +372,57 @@ def test_public_access_is_an_explicit_choice(terraform: Path, project: Render) -
         assert values["public_access"] is project.context["public_access"]
 
 
+DAY = 86_400
+
+
+def seconds(duration: str) -> int:
+    assert re.fullmatch(r"\d+s", duration), f"a duration in seconds, not {duration!r}"
+    return int(duration[:-1])
+
+
+def cleanup_survivors(policies: list[dict[str, Any]], versions: list[tuple[int, bool]]) -> set[int]:
+    """Which image versions (age in days, tagged?) the cleanup policies keep,
+    by Artifact Registry's documented rule: a version is deleted when a delete
+    policy matches it and no keep policy does."""
+    newest_first = sorted(range(len(versions)), key=lambda i: versions[i][0])
+
+    def matches(policy: dict[str, Any], index: int) -> bool:
+        if "most_recent_versions" in policy:
+            keep_count: int = policy["most_recent_versions"][0]["keep_count"]
+            return newest_first.index(index) < keep_count
+        condition = policy["condition"][0]
+        age, tagged = versions[index]
+        state = {"ANY": True, "TAGGED": tagged, "UNTAGGED": not tagged}[condition["tag_state"]]
+        return state and age * DAY > seconds(condition["older_than"])
+
+    def deleted(index: int) -> bool:
+        return any(matches(p, index) for p in policies if p["action"] == "DELETE") and not any(
+            matches(p, index) for p in policies if p["action"] == "KEEP"
+        )
+
+    return {i for i in range(len(versions)) if not deleted(i)}
+
+
+def test_old_and_untagged_images_are_deleted_and_recent_ones_kept(terraform: Path) -> None:
+    (repository,) = [
+        b for t, _, b in resources(terraform) if t == "google_artifact_registry_repository"
+    ]
+    assert repository.get("cleanup_policy_dry_run") is False, "the policies act"
+    policies = repository["cleanup_policies"]
+    # dev: a tagged deployment a day for a year, and an untagged re-push every 3 days.
+    busy = [(age, True) for age in range(365)] + [(age, False) for age in range(0, 365, 3)]
+    kept = [busy[i] for i in cleanup_survivors(policies, busy)]
+    assert max(age for age, _ in kept) <= 30, "old images go"
+    assert max(age for age, tagged in kept if not tagged) <= 15, "untagged ones go sooner"
+    assert {(age, True) for age in range(31)} <= set(kept), "a month of releases stays"
+    assert (0, False) in kept, "so does the newest, whatever its tag"
+    # prod: a release a quarter; the newest ones stay, whatever their age.
+    quiet = [(age, True) for age in range(0, 3 * 365, 90)]
+    assert {(0, True), (90, True), (180, True)} <= {
+        quiet[i] for i in cleanup_survivors(policies, quiet)
+    }, "recent releases stay for a rollback"
+
+
 def service_env(terraform: Path) -> set[str]:
     text = (terraform / "modules" / "service" / "main.tf").read_text()
     env_block = text[

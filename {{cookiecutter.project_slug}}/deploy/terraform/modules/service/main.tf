@@ -55,6 +55,28 @@ resource "google_artifact_registry_repository" "images" {
   format        = "DOCKER"
   description   = "Images of ${local.name}"
 
+  # Every deployment pushes an image. Delete untagged ones after a week and
+  # any after 30 days, but keep the 20 newest whatever their age, so a
+  # rollback always has an image: a version that matches both a delete and a
+  # keep policy is kept
+  # (https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy-overview).
+  cleanup_policy_dry_run = false
+  cleanup_policies {
+    id     = "delete-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "604800s"
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      tag_state  = "ANY"
+      older_than = "2592000s"
+    }
+  }
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
