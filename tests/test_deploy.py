@@ -14,7 +14,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cel_expr_python import cel
 
-from .conftest import TEMPLATE, Render
+from .conftest import TEMPLATE, Answers, Render
 
 MODULE = "deploy/terraform/modules/service"
 ROOT = "deploy/terraform"
@@ -260,6 +260,29 @@ def test_each_environment_keeps_its_state_in_its_own_bucket(
         if line.startswith("terraform ")
     }
     assert len(shared_project) == len(ENVIRONMENTS), "apart even in one project"
+
+
+@pytest.mark.parametrize("use_terraform", [True, False])
+def test_scaling_answers_reach_every_environment(
+    use_terraform: bool, render: Callable[[Answers], Render]
+) -> None:
+    """The prompts ask for "each environment"'s bounds: every environment gets them."""
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__prompts__"]
+    for answer in ("min_instances", "max_instances"):
+        assert "each environment" in prompts[answer]
+    project = render({"min_instances": "2", "max_instances": "7", "use_terraform": use_terraform})
+    for environment in ENVIRONMENTS:
+        if use_terraform:
+            values = load_hcl(project.path / ROOT / "environments" / f"{environment}.tfvars")
+            assert (values["min_instances"], values["max_instances"]) == (2, 7), environment
+        else:
+            lines = make_dry_run(project.path, "deploy", f"ENV={environment}", "SERVICE_URL=x")
+            (deploy,) = [
+                shlex.split(line) for line in lines if line.startswith("gcloud run deploy")
+            ]
+            assert deploy[deploy.index("--min-instances") + 1] == "2", environment
+            assert deploy[deploy.index("--max-instances") + 1] == "7", environment
+    assert "between 2 and 7 instances" in (project.path / "README.md").read_text()
 
 
 def resources(terraform: Path) -> list[tuple[str, str, dict[str, Any]]]:

@@ -3,7 +3,8 @@
 environment  = "dev"
 service_name = "{{ cookiecutter.service_name }}"
 
-min_instances = 0
+# Instances kept warm (and billed) even without traffic, and the upper bound.
+min_instances = {{ cookiecutter.min_instances }}
 max_instances = {{ cookiecutter.max_instances }}
 
 # An explicit choice: true lets anyone on the internet call the service.

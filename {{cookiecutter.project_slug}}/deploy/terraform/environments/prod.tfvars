@@ -3,6 +3,7 @@
 environment  = "prod"
 service_name = "{{ cookiecutter.service_name }}"
 
+# Instances kept warm (and billed) even without traffic, and the upper bound.
 min_instances = {{ cookiecutter.min_instances }}
 max_instances = {{ cookiecutter.max_instances }}
 
