@@ -11,6 +11,15 @@ locals {
   # Cloud Run's deterministic URL (https://cloud.google.com/run/docs/triggering/https-request#deterministic):
   # known before the service exists, so the service can be told its own URL.
   service_url = "https://${local.name}-${data.google_project.this.number}.${var.region}.run.app"
+
+  # The settings every service reads (README: Configuration).
+  settings = {
+    ENVIRONMENT = var.environment
+    GCP_PROJECT = var.project_id
+    REGION      = var.region
+    SERVICE_URL = local.service_url
+    LOG_LEVEL   = var.log_level
+  }
 }
 
 # The APIs the environment uses, enabled before anything that needs them:
@@ -130,23 +139,12 @@ resource "google_cloud_run_v2_service" "service" {
         startup_cpu_boost = true
       }
 
-      # The settings the service reads (README: Configuration).
       dynamic "env" {
-        for_each = {
-          ENVIRONMENT = var.environment
-          GCP_PROJECT = var.project_id
-          REGION      = var.region
-          SERVICE_URL = local.service_url
-          LOG_LEVEL   = var.log_level
 {% if cookiecutter.use_cloud_tasks %}
-
-          # Deferred work (tasks.tf)
-          TASKS_QUEUE                   = google_cloud_tasks_queue.tasks.name
-          TASKS_LOCATION                = var.region
-          TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.invoker.email
-          TASKS_AUDIENCE                = local.service_url
+        for_each = merge(local.settings, local.tasks_settings)
+{% else %}
+        for_each = local.settings
 {% endif %}
-        }
         content {
           name  = env.key
           value = env.value
