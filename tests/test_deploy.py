@@ -23,6 +23,7 @@ import pytest
 import yaml
 from cel_expr_python import cel
 
+from . import provider_schema
 from .conftest import TEMPLATE, Answers, Render
 
 MODULE = "deploy/terraform/modules/service"
@@ -95,6 +96,62 @@ def test_terraform_is_formatted(terraform: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_terraform_matches_the_provider_schema(terraform: Path) -> None:
+    """Every resource, data source, argument, block, reference and ignored
+    change in the root and the module exists in the Google provider's
+    published schema, and every required argument and block is given."""
+    schema = provider_schema.load()
+    problems = [
+        *provider_schema.check_directory(terraform, schema),
+        *provider_schema.check_directory(terraform / "modules" / "service", schema),
+    ]
+    assert problems == []
+
+
+def test_versions_pin_the_provider_release_the_schema_is_of(terraform: Path) -> None:
+    """The schema checked is of one provider release; versions.tf allows that
+    release and the later ones of its major version, which only add."""
+    major, minor, _ = provider_schema.load().version.split(".")
+    expected = f">= {major}.{minor}, < {int(major) + 1}.0"
+    for path in (terraform, terraform / "modules" / "service"):
+        (terraform_block,) = load_hcl(path / "versions.tf")["terraform"]
+        google = terraform_block["required_providers"][0]["google"]
+        assert google["source"] == "hashicorp/google"
+        assert google["version"] == expected, path
+
+
+# Mistakes the schema check must catch: (file, text, replacement, what it reports).
+SCHEMA_MISTAKES = [
+    ("main.tf", "max_instance_request_concurrency =", "max_instance_request_concurency =",
+     "no argument or block 'max_instance_request_concurency'"),
+    ("main.tf", "startup_probe {", "startup_probe_ {", "no argument or block 'startup_probe_'"),
+    ("main.tf", '"google_service_account" "runtime"', '"google_service_acount" "runtime"',
+     "google_service_acount.runtime: no such resource"),
+    ("main.tf", "  account_id   = local.runtime_account_id\n", "",
+     "google_service_account.runtime: required 'account_id' missing"),
+    ("main.tf", "limits = {", "limits {", "limits is an argument, written as a block"),
+    ("main.tf", "google_service_account.runtime.email", "google_service_account.runtime.emial",
+     "google_service_account has no attribute 'emial'"),
+    ("main.tf", "client_version]", "client_versoin]", "ignore_changes names no client_versoin"),
+    ("ci.tf", "issuer_uri =", "issuer_url =", "no argument or block 'issuer_url'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "text", "replacement", "report"), SCHEMA_MISTAKES)
+def test_the_schema_check_finds_what_is_wrong(
+    file: str, text: str, replacement: str, report: str,
+    render: Callable[[Answers], Render], tmp_path: Path,
+) -> None:  # fmt: skip
+    module = copy_of(render({}), tmp_path) / MODULE
+    source = (module / file).read_text()
+    assert text in source
+    (module / file).write_text(source.replace(text, replacement, 1))
+
+    problems = provider_schema.check_directory(module, provider_schema.load())
+
+    assert any(report in problem for problem in problems), problems
 
 
 def test_every_variable_is_declared_and_passed(terraform: Path) -> None:
