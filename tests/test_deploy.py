@@ -267,6 +267,9 @@ def test_each_environment_is_named_in_one_place(project: Render, tmp_path: Path)
         assert "local.project_id" in provider
         assert "local.region" in provider
 
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "Where each environment runs is one file, `deploy/<env>.env`" in readme
+
     deploy_step = workflows(project)["deploy-environment.yml"]["jobs"]["deploy"]["steps"][-1]
     assert deploy_step["run"] == 'make deploy ENV="$DEPLOY_ENV" TAG="$GITHUB_SHA"'
     text = "\n".join(p.read_text() for p in workflow_files(project))
@@ -361,6 +364,14 @@ def test_terraform_housekeeping_is_in_place(
     assert "terraform -chdir=deploy/terraform providers lock -platform=" in readme
     assert variables(terraform)["deletion_protection"]["default"] is True
     assert "**`deletion_protection`**" in readme
+
+
+def test_the_readme_lists_what_deploying_needs(project: Render) -> None:
+    (intro, _) = (project.path / "README.md").read_text().split("\n## ", 1)
+    intro = " ".join(intro.split())
+    assert "Deploying also needs the [gcloud CLI]" in intro
+    assert "Docker" in intro
+    assert ("[Terraform](" in intro) is project.context["use_terraform"]
 
 
 def test_the_readme_says_what_the_cloud_tasks_service_agent_needs(project: Render) -> None:
