@@ -1043,8 +1043,8 @@ def assert_gcloud_accepts(arguments: list[str], tmp_path: Path) -> None:
     if key not in _GCLOUD_VERDICTS:
         gcloud, env = gcloud_without_account(tmp_path)
         done = subprocess.run(
-            [gcloud, *arguments[1:]], env=env, capture_output=True, text=True, timeout=120,
-            check=False,
+            [gcloud, *arguments[1:]], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=120, check=False,
         )  # fmt: skip
         _GCLOUD_VERDICTS[key] = (done.returncode, done.stderr)
     returncode, stderr = _GCLOUD_VERDICTS[key]
@@ -1070,6 +1070,7 @@ gcloud() {
   [ "$1" = auth ] && return 0
   printf '%s\\0' "$@" >> "$GCLOUD_CALLS"; printf '\\036' >> "$GCLOUD_CALLS"
   case "$1 $2" in "projects describe") echo 123456789012;; esac
+  case " $* " in *" --data-file=- "*) cat > /dev/null;; esac  # as gcloud reads it
 }
 gh() { case "$*" in *owner.id*) echo 1342004;; *) echo 260064828;; esac; }
 make() { :; }
@@ -1091,7 +1092,7 @@ def readme_gcloud_calls(
     calls = scratch / "gcloud-calls"
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", README_SHIMS + script],
-        cwd=copy, env={**os.environ, "GCLOUD_CALLS": str(calls)},
+        cwd=copy, env={**os.environ, "GCLOUD_CALLS": str(calls)}, stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
