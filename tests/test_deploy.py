@@ -276,6 +276,15 @@ def test_each_environment_is_named_in_one_place(project: Render, tmp_path: Path)
     assert set(re.findall(r"vars\.(\w+)", text)) == {"WIF_PROVIDER", "DEPLOY_SERVICE_ACCOUNT"}
 
 
+def test_make_help_lists_the_targets(project: Render) -> None:
+    done = subprocess.run(["make", "help"], cwd=project.path, capture_output=True, text=True)
+    targets = {line.split()[0] for line in done.stdout.splitlines()}
+    expected = {"help", "install", "dev", "test", "lint", "deploy"}
+    if project.context["use_terraform"]:
+        expected |= {"tf-bootstrap", "tf-init", "tf-plan", "tf-apply"}
+    assert expected <= targets, done.stdout
+
+
 def test_each_environment_keeps_its_state_in_its_own_bucket(
     terraform: Path, project: Render, tmp_path: Path
 ) -> None:
