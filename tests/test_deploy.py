@@ -1052,7 +1052,7 @@ def assert_gcloud_accepts(arguments: list[str], tmp_path: Path) -> None:
     """gcloud checks a command's flags and values before it looks for an
     account: with none configured, a well-formed command fails for want of
     credentials (exit 1), a wrong flag or value fails as usage (exit 2).
-    Each distinct command is asked once a session."""
+    Each distinct command is asked once per test run."""
     assert arguments[0] == "gcloud", arguments
     key = tuple(arguments)
     if key not in _GCLOUD_VERDICTS:
