@@ -129,11 +129,13 @@ LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
 # Modules that no locked package installs but the render's layout and tools
 # import by name: Python's own `test` package (sys.stdlib_module_names leaves it
 # out), the modules site imports at every start, the render's top-level
-# directories and `dev` (which `python scripts/dev.py` finds first), and uv.
+# directories and `dev` (which `python scripts/dev.py` finds first), the
+# render's own development package in dev/ (its lock names it without a wheel
+# to read), and uv.
 TOOLCHAIN_MODULES = frozenset(
     {
         "test", "sitecustomize", "usercustomize",
-        "conftest", "dev", "scripts", "src", "tests",
+        "conftest", "dev", "scripts", "src", "tests", "local_google",
         "uv", "uv_build",
     }
 )  # fmt: skip

@@ -6,29 +6,33 @@ What cannot be checked here (no Google Cloud, no Terraform registry): that
 `terraform init/validate/plan` succeed and that a deployment works.
 """
 
+import fnmatch
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import hcl2
 import pytest
 import yaml
+from cel_expr_python import cel
 
-from .conftest import TEMPLATE, Render
+from . import provider_schema
+from .conftest import TEMPLATE, Answers, Render
 
 MODULE = "deploy/terraform/modules/service"
 ROOT = "deploy/terraform"
 ENVIRONMENTS = ("dev", "staging", "prod")
 CHECKOV_NOT_APPLICABLE = {
     "CKV_GCP_84": "customer-managed encryption keys are an organisation's choice",
-    "CKV_GCP_125": "the trust condition pins sub to repo:<repository>:environment:<env>, "
-    "variables checkov cannot resolve",
+    "CKV_GCP_125": "the check reads only a literal assertion.sub; the trust condition pins the "
+    "repository and owner by numeric ID, the GitHub environment and the ref (tested below)",
 }
 
 
@@ -94,6 +98,62 @@ def test_terraform_is_formatted(terraform: Path) -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_terraform_matches_the_provider_schema(terraform: Path) -> None:
+    """Every resource, data source, argument, block, reference and ignored
+    change in the root and the module exists in the Google provider's
+    published schema, and every required argument and block is given."""
+    schema = provider_schema.load()
+    problems = [
+        *provider_schema.check_directory(terraform, schema),
+        *provider_schema.check_directory(terraform / "modules" / "service", schema),
+    ]
+    assert problems == []
+
+
+def test_versions_pin_the_provider_release_the_schema_is_of(terraform: Path) -> None:
+    """The schema checked is of one provider release; versions.tf allows that
+    release and the later ones of its major version, which only add."""
+    major, minor, _ = provider_schema.load().version.split(".")
+    expected = f">= {major}.{minor}, < {int(major) + 1}.0"
+    for path in (terraform, terraform / "modules" / "service"):
+        (terraform_block,) = load_hcl(path / "versions.tf")["terraform"]
+        google = terraform_block["required_providers"][0]["google"]
+        assert google["source"] == "hashicorp/google"
+        assert google["version"] == expected, path
+
+
+# Mistakes the schema check must catch: (file, text, replacement, what it reports).
+SCHEMA_MISTAKES = [
+    ("main.tf", "max_instance_request_concurrency =", "max_instance_request_concurency =",
+     "no argument or block 'max_instance_request_concurency'"),
+    ("main.tf", "startup_probe {", "startup_probe_ {", "no argument or block 'startup_probe_'"),
+    ("main.tf", '"google_service_account" "runtime"', '"google_service_acount" "runtime"',
+     "google_service_acount.runtime: no such resource"),
+    ("main.tf", "  account_id   = local.runtime_account_id\n", "",
+     "google_service_account.runtime: required 'account_id' missing"),
+    ("main.tf", "limits = {", "limits {", "limits is an argument, written as a block"),
+    ("main.tf", "google_service_account.runtime.email", "google_service_account.runtime.emial",
+     "google_service_account has no attribute 'emial'"),
+    ("main.tf", "client_version]", "client_versoin]", "ignore_changes names no client_versoin"),
+    ("ci.tf", "issuer_uri =", "issuer_url =", "no argument or block 'issuer_url'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "text", "replacement", "report"), SCHEMA_MISTAKES)
+def test_the_schema_check_finds_what_is_wrong(
+    file: str, text: str, replacement: str, report: str,
+    render: Callable[[Answers], Render], tmp_path: Path,
+) -> None:  # fmt: skip
+    module = copy_of(render({}), tmp_path) / MODULE
+    source = (module / file).read_text()
+    assert text in source
+    (module / file).write_text(source.replace(text, replacement, 1))
+
+    problems = provider_schema.check_directory(module, provider_schema.load())
+
+    assert any(report in problem for problem in problems), problems
+
+
 def test_every_variable_is_declared_and_passed(terraform: Path) -> None:
     module_vars = variables(terraform / "modules" / "service")
     assert referenced_variables(terraform / "modules" / "service") <= set(module_vars)
@@ -115,12 +175,283 @@ def test_every_variable_is_declared_and_passed(terraform: Path) -> None:
         )
         assert set(values) <= set(root_vars), f"{environment}.tfvars sets undeclared variables"
         assert values["environment"] == environment
-        backend = load_hcl(terraform / "environments" / f"{environment}.backend.hcl")
-        assert backend["prefix"].endswith(f"/{environment}"), "one state per environment"
+
+
+def make_dry_run(directory: Path, *args: str) -> list[str]:
+    """The commands `make -n` would run, continuation lines joined (recipe
+    comments, which the shell would skip, left out)."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=directory, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = done.stdout.replace("\\\n", " ").splitlines()
+    return [line for line in lines if not line.lstrip().startswith("#")]
+
+
+def copy_of(project: Render, tmp_path: Path) -> Path:
+    """A private copy of a render, to change without touching the shared one."""
+    return Path(shutil.copytree(project.path, tmp_path / project.path.name))
+
+
+def terraform_console(module: Path, sources: str, expression: str, **variables: str) -> Any:
+    """Evaluate an expression with Terraform itself, in a scratch copy of
+    `module` that holds only `sources` (variables and locals: nothing that
+    needs a provider, so no `terraform init`). Returns the value as JSON."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform is not installed here")
+    scratch = Path(tempfile.mkdtemp(prefix=f"{module.name}-console-", dir=module.parent))
+    (scratch / "main.tf").write_text(sources)
+    done = subprocess.run(
+        ["terraform", f"-chdir={scratch}", "console",
+         *(f"-var={name}={value}" for name, value in variables.items())],
+        input=f"jsonencode({expression})\n", capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def block_source(path: Path, header: str, containing: str = "") -> str:
+    """The text of a top-level block of a .tf file, e.g. `locals {`: the first
+    with that header that contains `containing`."""
+    text = path.read_text()
+    for match in re.finditer(f"^{re.escape(header)}$", text, re.MULTILINE):
+        block = text[match.start() : text.index("\n}\n", match.start()) + 3]
+        if containing in block:
+            return block
+    raise AssertionError(f"no block {header} with {containing!r} in {path}")
+
+
+WHERE = {"dev": ("dev-project-1", "europe-west1"), "staging": ("staging-project-2", "us-east1"),
+         "prod": ("prod-project-3", "asia-northeast1")}  # fmt: skip
+
+
+def test_each_environment_is_named_in_one_place(project: Render, tmp_path: Path) -> None:
+    """deploy/<env>.env is the only deploy file that names a project or a
+    region, and the Makefile, the workflows and Terraform all take theirs from it."""
+    root = project.path
+    deploy_config = [root / "Makefile", *root.glob(".github/**/*"), *root.glob("deploy/**/*")]
+    for answer in (project.context["gcp_project_id"], project.context["gcp_region"]):
+        holders = {
+            p.relative_to(root) for p in deploy_config if p.is_file() and answer in p.read_text()
+        }
+        assert holders == {Path(f"deploy/{env}.env") for env in ENVIRONMENTS}, answer
+
+    copy = copy_of(project, tmp_path)
+    subprocess.run(["git", "init", "-q", str(copy)], check=True)
+    ignored = subprocess.run(
+        ["git", "-C", str(copy), "check-ignore", *(f"deploy/{env}.env" for env in ENVIRONMENTS)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ignored.stdout == "", "committed, unlike .env"
+    for environment, (project_id, region) in WHERE.items():
+        env_file = copy / "deploy" / f"{environment}.env"
+        env_file.write_text(
+            env_file.read_text()
+            .replace(project.context["gcp_project_id"], project_id)
+            .replace(project.context["gcp_region"], region)
+        )
+    for environment, (project_id, region) in WHERE.items():
+        lines = make_dry_run(copy, "deploy", f"ENV={environment}", "SERVICE_URL=https://x")
+        (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
+        assert deploy[deploy.index("--project") + 1] == project_id
+        assert deploy[deploy.index("--region") + 1] == region
+        image = deploy[deploy.index("--image") + 1]
+        assert image.startswith(f"{region}-docker.pkg.dev/{project_id}/"), image
+
+    if project.context["use_terraform"]:
+        root_module = copy / ROOT
+        for environment, where in WHERE.items():
+            values = terraform_console(
+                root_module,
+                block_source(root_module / "main.tf", "locals {") + 'variable "environment" {}\n',
+                "[local.project_id, local.region]",
+                environment=environment,
+            )
+            assert tuple(values) == where, "Terraform reads the same file"
+        provider = block_source(root_module / "versions.tf", 'provider "google" {')
+        assert "local.project_id" in provider
+        assert "local.region" in provider
+
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "Where each environment runs is one file, `deploy/<env>.env`" in readme
+
+    deploy_step = workflows(project)["deploy-environment.yml"]["jobs"]["deploy"]["steps"][-1]
+    assert deploy_step["run"] == 'make deploy ENV="$DEPLOY_ENV" TAG="$GITHUB_SHA"'
+    text = "\n".join(p.read_text() for p in workflow_files(project))
+    assert set(re.findall(r"vars\.(\w+)", text)) == {"WIF_PROVIDER", "DEPLOY_SERVICE_ACCOUNT"}
+
+
+def test_make_help_lists_the_targets(project: Render) -> None:
+    done = subprocess.run(["make", "help"], cwd=project.path, capture_output=True, text=True)
+    targets = {line.split()[0] for line in done.stdout.splitlines()}
+    expected = {"help", "install", "dev", "test", "lint", "deploy"}
+    if project.context["use_terraform"]:
+        expected |= {"tf-bootstrap", "tf-init", "tf-plan", "tf-apply"}
+    assert expected <= targets, done.stdout
+
+
+def test_each_environment_keeps_its_state_in_its_own_bucket(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """`make tf-bootstrap` creates a versioned, uniform-access, never public
+    bucket in the environment's own project (gcloud checks the arguments);
+    `make tf-init` points the environment's backend at it."""
+    assert 'backend "gcs" {}' in (terraform / "versions.tf").read_text()
+    copy = copy_of(project, tmp_path)
+    for environment, (project_id, region) in WHERE.items():
+        (copy / "deploy" / f"{environment}.env").write_text(
+            f"PROJECT={project_id}\nREGION={region}\n"
+        )
+    backends = {}
+    for environment, (project_id, region) in WHERE.items():
+        bucket = f"gs://{project_id}-tfstate"
+        commands = [c for line in make_dry_run(copy, "tf-bootstrap", f"ENV={environment}")
+                    for c in gcloud_commands(line)]  # fmt: skip
+        (create,) = [c for c in commands if c[1:4] == ["storage", "buckets", "create"]]
+        assert create[4] == bucket
+        assert create[create.index("--project") + 1] == project_id
+        assert create[create.index("--location") + 1] == region
+        assert {"--uniform-bucket-level-access", "--public-access-prevention"} <= set(create)
+        (update,) = [c for c in commands if c[1:4] == ["storage", "buckets", "update"]]
+        assert update[4] == bucket
+        assert "--versioning" in update
+        if environment == "dev":
+            for command in commands:
+                assert_gcloud_accepts(command, tmp_path)
+
+        (init,) = [shlex.split(line) for line in make_dry_run(copy, "tf-init", f"ENV={environment}")
+                   if line.startswith("terraform ")]  # fmt: skip
+        assert init[:3] == ["terraform", "-chdir=deploy/terraform", "init"]
+        config = dict(a.removeprefix("-backend-config=").split("=", 1) for a in init
+                      if a.startswith("-backend-config="))  # fmt: skip
+        assert config["bucket"] == bucket.removeprefix("gs://")
+        backends[environment] = (config["bucket"], config["prefix"])
+    assert len(set(backends.values())) == len(ENVIRONMENTS), "one state per environment"
+    shared_project = {
+        line
+        for env in ENVIRONMENTS
+        for line in make_dry_run(project.path, "tf-init", f"ENV={env}")
+        if line.startswith("terraform ")
+    }
+    assert len(shared_project) == len(ENVIRONMENTS), "apart even in one project"
+
+
+@pytest.mark.parametrize("use_terraform", [True, False])
+def test_scaling_answers_reach_every_environment(
+    use_terraform: bool, render: Callable[[Answers], Render]
+) -> None:
+    """The prompts ask for "each environment"'s bounds: every environment gets them."""
+    prompts = json.loads((TEMPLATE / "cookiecutter.json").read_text())["__prompts__"]
+    for answer in ("min_instances", "max_instances"):
+        assert "each environment" in prompts[answer]
+    project = render({"min_instances": "2", "max_instances": "7", "use_terraform": use_terraform})
+    for environment in ENVIRONMENTS:
+        if use_terraform:
+            values = load_hcl(project.path / ROOT / "environments" / f"{environment}.tfvars")
+            assert (values["min_instances"], values["max_instances"]) == (2, 7), environment
+        else:
+            lines = make_dry_run(project.path, "deploy", f"ENV={environment}", "SERVICE_URL=x")
+            (deploy,) = [
+                shlex.split(line) for line in lines if line.startswith("gcloud run deploy")
+            ]
+            assert deploy[deploy.index("--min-instances") + 1] == "2", environment
+            assert deploy[deploy.index("--max-instances") + 1] == "7", environment
+    assert "between 2 and 7 instances" in (project.path / "README.md").read_text()
+
+
+def test_terraform_housekeeping_is_in_place(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """Git ignores Terraform's cache but not its lock file, and the README says
+    to commit that file and what deletion_protection does."""
+    copy = copy_of(project, tmp_path)
+    subprocess.run(["git", "init", "-q", str(copy)], check=True)
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(["git", "-C", str(copy), "check-ignore", "-q", path], check=False)
+        return done.returncode == 0
+
+    assert ignored(f"{ROOT}/.terraform/providers/registry.terraform.io/hashicorp/google/x")
+    assert not ignored(f"{ROOT}/.terraform.lock.hcl")
+    readme = " ".join((project.path / "README.md").read_text().split())
+    assert "Commit `deploy/terraform/.terraform.lock.hcl`" in readme
+    assert "terraform -chdir=deploy/terraform providers lock -platform=" in readme
+    assert variables(terraform)["deletion_protection"]["default"] is True
+    assert "**`deletion_protection`**" in readme
+
+
+def test_the_readme_lists_what_deploying_needs(project: Render) -> None:
+    (intro, _) = (project.path / "README.md").read_text().split("\n## ", 1)
+    intro = " ".join(intro.split())
+    assert "Deploying also needs the [gcloud CLI]" in intro
+    assert "Docker" in intro
+    assert ("[Terraform](" in intro) is project.context["use_terraform"]
+
+
+def test_the_readme_says_what_the_cloud_tasks_service_agent_needs(project: Render) -> None:
+    readme = " ".join((project.path / "README.md").read_text().split())
+    if project.context["use_cloud_tasks"]:
+        assert "`roles/cloudtasks.serviceAgent`" in readme
+        assert "iam.serviceAccounts.getOpenIdToken" in readme
 
 
 def resources(terraform: Path) -> list[tuple[str, str, dict[str, Any]]]:
     return list(blocks(terraform / "modules" / "service", "resource"))
+
+
+# The API each resource needs, from each product's Terraform documentation
+# and the API it calls; a resource type missing here fails the test below.
+API_OF = {
+    "google_artifact_registry_repository": "artifactregistry",
+    "google_artifact_registry_repository_iam_member": "artifactregistry",
+    "google_cloud_run_v2_service": "run",
+    "google_cloud_run_v2_service_iam_member": "run",
+    "google_cloud_tasks_queue": "cloudtasks",
+    "google_cloud_tasks_queue_iam_member": "cloudtasks",
+    "google_iam_workload_identity_pool": "iam",
+    "google_iam_workload_identity_pool_provider": "iam",
+    "google_secret_manager_secret": "secretmanager",
+    "google_secret_manager_secret_iam_member": "secretmanager",
+    "google_service_account": "iam",
+    "google_service_account_iam_member": "iam",
+    "data.google_project": "cloudresourcemanager",
+}
+# What GitHub Actions' keyless sign-in calls: STS to exchange its token, then
+# the IAM Service Account Credentials API for the deployer's credentials.
+WORKLOAD_IDENTITY_APIS = {"sts", "iamcredentials"}
+APIS = "google_project_service.apis"
+REFERENCE = re.compile(r"\b((?:data\.)?google_[a-z0-9_]+\.[a-z0-9_]+)\b")
+
+
+def dependencies(terraform: Path) -> dict[str, set[str]]:
+    """Each resource and data source of the module, with what it depends on:
+    its `depends_on` and every resource it references."""
+    module = terraform / "modules" / "service"
+    graph = {}
+    for kind, prefix in (("resource", ""), ("data", "data.")):
+        for type_, name, body in blocks(module, kind):
+            graph[f"{prefix}{type_}.{name}"] = set(REFERENCE.findall(json.dumps(body)))
+    return graph
+
+
+def test_every_api_is_enabled_before_what_needs_it(terraform: Path) -> None:
+    graph = dependencies(terraform)
+    (enabling,) = [b for t, n, b in resources(terraform) if f"{t}.{n}" == APIS]
+    enabled = set(re.findall(r'"([a-z]+)\.googleapis\.com"', enabling["for_each"]))
+
+    def reaches_apis(node: str, seen: frozenset[str] = frozenset()) -> bool:
+        return APIS in graph[node] or any(
+            reaches_apis(n, seen | {node}) for n in graph[node] - seen if n in graph
+        )
+
+    for node in graph.keys() - {APIS}:
+        kind = node.rsplit(".", 1)[0]
+        assert kind in API_OF, f"which API does {kind} need? Add it to API_OF"
+        assert API_OF[kind] in enabled, f"{node} needs {API_OF[kind]}.googleapis.com"
+        assert reaches_apis(node), f"{node} may be created before the APIs are enabled"
+    if any(n.startswith("google_iam_workload_identity_pool_provider.") for n in graph):
+        assert enabled >= WORKLOAD_IDENTITY_APIS
 
 
 def iam(terraform: Path) -> list[tuple[str, str, str, str]]:
@@ -175,12 +506,87 @@ def test_public_access_is_an_explicit_choice(terraform: Path, project: Render) -
         assert values["public_access"] is project.context["public_access"]
 
 
-def service_env(terraform: Path) -> set[str]:
-    text = (terraform / "modules" / "service" / "main.tf").read_text()
-    env_block = text[
-        text.index('dynamic "env"') : text.index("content {", text.index('dynamic "env"'))
+DAY = 86_400
+
+
+def seconds(duration: str) -> int:
+    assert re.fullmatch(r"\d+s", duration), f"a duration in seconds, not {duration!r}"
+    return int(duration[:-1])
+
+
+def cleanup_survivors(policies: list[dict[str, Any]], versions: list[tuple[int, bool]]) -> set[int]:
+    """Which image versions (age in days, tagged?) the cleanup policies keep,
+    by Artifact Registry's documented rule: a version is deleted when a delete
+    policy matches it and no keep policy does."""
+    newest_first = sorted(range(len(versions)), key=lambda i: versions[i][0])
+
+    def matches(policy: dict[str, Any], index: int) -> bool:
+        if "most_recent_versions" in policy:
+            keep_count: int = policy["most_recent_versions"][0]["keep_count"]
+            return newest_first.index(index) < keep_count
+        condition = policy["condition"][0]
+        age, tagged = versions[index]
+        state = {"ANY": True, "TAGGED": tagged, "UNTAGGED": not tagged}[condition["tag_state"]]
+        return state and age * DAY > seconds(condition["older_than"])
+
+    def deleted(index: int) -> bool:
+        return any(matches(p, index) for p in policies if p["action"] == "DELETE") and not any(
+            matches(p, index) for p in policies if p["action"] == "KEEP"
+        )
+
+    return {i for i in range(len(versions)) if not deleted(i)}
+
+
+def test_old_and_untagged_images_are_deleted_and_recent_ones_kept(terraform: Path) -> None:
+    (repository,) = [
+        b for t, _, b in resources(terraform) if t == "google_artifact_registry_repository"
     ]
-    return set(re.findall(r"^\s+([A-Z_]+)\s+=", env_block, re.MULTILINE))
+    assert repository.get("cleanup_policy_dry_run") is False, "the policies act"
+    policies = repository["cleanup_policies"]
+    # dev: a tagged deployment a day for a year, and an untagged re-push every 3 days.
+    busy = [(age, True) for age in range(365)] + [(age, False) for age in range(0, 365, 3)]
+    kept = [busy[i] for i in cleanup_survivors(policies, busy)]
+    assert max(age for age, _ in kept) <= 30, "old images go"
+    assert max(age for age, tagged in kept if not tagged) <= 15, "untagged ones go sooner"
+    assert {(age, True) for age in range(31)} <= set(kept), "a month of releases stays"
+    assert (0, False) in kept, "so does the newest, whatever its tag"
+    # prod: a release a quarter; the newest ones stay, whatever their age.
+    quiet = [(age, True) for age in range(0, 3 * 365, 90)]
+    assert {(0, True), (90, True), (180, True)} <= {
+        quiet[i] for i in cleanup_survivors(policies, quiet)
+    }, "recent releases stay for a rollback"
+
+
+# Resource and data source attributes, unknown until apply: stood in for when
+# Terraform evaluates the module's locals without a provider.
+ATTRIBUTE = re.compile(
+    r"\b(?:data\.)?google_[a-z0-9_]+\.[a-z0-9_]+(?:\[[^\]]*\])?(?:\.[a-z0-9_]+)+"
+)
+
+
+def terraform_settings(
+    project: Render, tmp_path: Path, *, public_access: bool, request_timeout_seconds: int = 300
+) -> dict[str, str]:
+    """The environment variables the module gives the service, as Terraform
+    computes them from its variables."""
+    module = copy_of(project, tmp_path / f"public-{public_access}") / MODULE
+    main = (module / "main.tf").read_text()
+    (for_each,) = re.findall(r'dynamic "env" \{\s*for_each = (.+)', main)
+    declared = (module / "variables.tf").read_text()
+    sources = [declared, block_source(module / "main.tf", "locals {")]
+    if (module / "tasks.tf").exists():
+        sources.append(block_source(module / "tasks.tf", "locals {"))
+    required = {
+        name: {"number": "1", "bool": "false"}.get(body["type"].strip("${}"), "x")
+        for name, body in variables(module).items()
+        if "default" not in body and f'variable "{name}"' in declared
+    }
+    values = required | {"environment": "dev", "public_access": str(public_access).lower(),
+                         "request_timeout_seconds": str(request_timeout_seconds)}  # fmt: skip
+    settings: dict[str, str] = terraform_console(
+        module, ATTRIBUTE.sub('"(unknown)"', "".join(sources)), for_each, **values
+    )
+    return settings
 
 
 def declared_settings(project: Render) -> set[str]:
@@ -188,18 +594,70 @@ def declared_settings(project: Render) -> set[str]:
     return {name.upper() for name in re.findall(r"^    ([a-z_]+): ", settings, re.MULTILINE)}
 
 
-def test_the_service_gets_the_settings_it_reads(terraform: Path, project: Render) -> None:
+# The settings that follow how Cloud Run's front end is configured.
+FRONT_END_SETTINGS = {"BEHIND_CLOUD_RUN_IAM", "REQUEST_TIMEOUT_SECONDS"}
+
+
+def test_the_service_gets_the_settings_it_reads(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
     (service,) = [b for k, _, b in resources(terraform) if k == "google_cloud_run_v2_service"]
     template = service["template"][0]
     assert template["service_account"] == "${google_service_account.runtime.email}"
-    given = service_env(terraform)
-    assert given <= declared_settings(project), given - declared_settings(project)
+    given = set(terraform_settings(project, tmp_path, public_access=False))
+    declared = declared_settings(project)
+    assert given <= declared, given - declared
     assert {"ENVIRONMENT", "GCP_PROJECT", "REGION", "SERVICE_URL"} <= given
     if project.context["use_cloud_tasks"]:
         assert {"TASKS_QUEUE", "TASKS_INVOKER_SERVICE_ACCOUNT", "TASKS_AUDIENCE"} <= given
     container = template["containers"][0]
     assert container["resources"][0]["startup_cpu_boost"] is True
     assert container["startup_probe"][0]["http_get"][0]["path"] == "/healthz"
+
+
+def make_deploy_settings(project: Render, *overrides: str) -> tuple[list[str], dict[str, str]]:
+    """`make deploy`'s `gcloud run deploy` and the settings it sets."""
+    lines = make_dry_run(project.path, "deploy", "ENV=dev", "SERVICE_URL=https://x", *overrides)
+    (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
+    pairs = deploy[deploy.index("--set-env-vars") + 1].split(",")
+    return deploy, dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_behind_cloud_run_iam_only_when_private_and_one_request_timeout(
+    project: Render, tmp_path: Path
+) -> None:
+    """BEHIND_CLOUD_RUN_IAM=true lets the push endpoint accept tokens whose
+    signature Cloud Run's front end removed: set on a private service only,
+    never on a public one. REQUEST_TIMEOUT_SECONDS is the service's own request
+    timeout, from the one value that sets both."""
+    tasks = project.context["use_cloud_tasks"]
+    for public in (False, True):
+        if project.context["use_terraform"]:
+            settings = terraform_settings(
+                project, tmp_path, public_access=public, request_timeout_seconds=123
+            )
+            (service,) = [
+                b
+                for k, _, b in resources(project.path / ROOT)
+                if k == "google_cloud_run_v2_service"
+            ]
+            assert service["template"][0]["timeout"] == "${var.request_timeout_seconds}s"
+        else:
+            deploy, settings = make_deploy_settings(
+                project, f"PUBLIC_ACCESS={str(public).lower()}", "REQUEST_TIMEOUT_SECONDS=123"
+            )
+            assert deploy[deploy.index("--timeout") + 1] == "123"
+            assert ("--allow-unauthenticated" in deploy) is public
+            assert ("--no-allow-unauthenticated" in deploy) is not public
+            assert_gcloud_accepts(deploy, tmp_path)
+        expected = {"REQUEST_TIMEOUT_SECONDS": "123"}
+        if tasks and not public:
+            expected["BEHIND_CLOUD_RUN_IAM"] = "true"
+        assert {k: v for k, v in settings.items() if k in FRONT_END_SETTINGS} == expected, public
+    if not project.context["use_terraform"]:
+        deploy, _ = make_deploy_settings(project)
+        answer = project.context["public_access"]
+        assert ("--allow-unauthenticated" in deploy) is answer, "the answer is the default"
 
 
 def test_secret_names_match_the_declarations(terraform: Path, project: Render) -> None:
@@ -483,6 +941,97 @@ def test_each_trigger_deploys_what_the_readme_says(
     assert jobs_that_run(flow, github, inputs, failing=frozenset({"checks"})) == {"checks"}
 
 
+# GitHub's claims for a deploy job (the numeric IDs are google-github-actions/auth's
+# own example): each case changes one of them.
+GITHUB = {"repository_owner_id": "1342004", "repository_id": "260064828"}
+SAMPLE_REFS = ("refs/heads/main", "refs/heads/feature", "refs/tags/v1.2.0", "refs/tags/release-1",
+               "refs/pull/7/merge")  # fmt: skip
+
+
+def documented_deploy_refs(project: Render) -> dict[str, list[str]]:
+    """The README's table of GitHub environments: which refs each deploys."""
+    readme = (project.path / "README.md").read_text()
+    rows = re.findall(r"^\| `(dev|staging|prod)` \| (.+?) \| .+ \|$", readme, re.MULTILINE)
+    refs = {}
+    for environment, rule in rows:
+        branches = [f"refs/heads/{b}" for b in re.findall(r"branch `([^`]+)`", rule)]
+        tags = [f"refs/tags/{t}" for t in re.findall(r"tags `([^`]+)`", rule)]
+        refs[environment] = branches + tags
+    assert set(refs) == set(ENVIRONMENTS), rows
+    return refs
+
+
+def terraform_wif_condition(project: Render, environment: str, tmp_path: Path) -> str:
+    """The Workload Identity provider's attribute condition for an environment,
+    as Terraform computes it from the module's variables."""
+    module = copy_of(project, tmp_path / environment) / MODULE
+    declared = (module / "variables.tf").read_text()
+    required = {
+        name: {"number": "1", "bool": "false"}.get(body["type"].strip("${}"), "x")
+        for name, body in variables(module).items()
+        if "default" not in body and f'variable "{name}"' in declared
+    }
+    condition: str = terraform_console(
+        module,
+        declared + block_source(module / "ci.tf", "locals {", containing="github_condition"),
+        "local.github_condition",
+        **(required | {"environment": environment, "github_repository_id": GITHUB["repository_id"],
+                       "github_repository_owner_id": GITHUB["repository_owner_id"]}),
+    )  # fmt: skip
+    return condition
+
+
+def cel_allows(condition: str, claims: dict[str, str]) -> bool:
+    """Google's CEL runtime on a GitHub token's claims (`assertion`); a claim
+    the condition reads but the token lacks makes it false, as IAM refuses it."""
+    env = cel.NewEnv(variables={"assertion": cel.Type.Map(cel.Type.STRING, cel.Type.STRING)})
+    try:
+        return bool(env.compile(condition).eval(data={"assertion": claims}).value() is True)
+    except RuntimeError:
+        return False
+
+
+def github_token(environment: str, ref: str) -> dict[str, str]:
+    """The claims of a deploy job's token that a condition may read."""
+    return GITHUB | {
+        "environment": environment,
+        "ref": ref,
+        "repository": "octo-org/octo-repo",
+        "sub": f"repo:octo-org/octo-repo:environment:{environment}",
+    }
+
+
+def assert_admits_only_documented_refs(condition: str, environment: str, rules: list[str]) -> None:
+    for ref in SAMPLE_REFS:
+        token = github_token(environment, ref)
+        allowed = any(fnmatch.fnmatchcase(ref, rule) for rule in rules)
+        assert cel_allows(condition, token) is allowed, f"{environment}, {ref}: {condition}"
+        if allowed:  # and only with this repository's IDs, in this GitHub environment
+            for claim in ("repository_id", "repository_owner_id", "environment"):
+                assert not cel_allows(condition, token | {claim: "1"}), claim
+                without = {name: value for name, value in token.items() if name != claim}
+                assert not cel_allows(condition, without), f"without {claim}"
+
+
+def test_only_this_repository_may_deploy_and_only_from_the_documented_refs(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """The Workload Identity condition, as Terraform computes it and Google's
+    CEL runtime evaluates it, admits a GitHub token for exactly the refs the
+    README's GitHub environment rules allow, from this repository and owner
+    by numeric ID, in the job's own GitHub environment."""
+    rules = documented_deploy_refs(project)
+    for environment in ENVIRONMENTS:
+        condition = terraform_wif_condition(project, environment, tmp_path)
+        assert_admits_only_documented_refs(condition, environment, rules[environment])
+    # What deploy.yml deploys by itself is within the rules.
+    assert any(fnmatch.fnmatchcase("refs/heads/main", rule) for rule in rules["dev"])
+    for environment in ("staging", "prod"):
+        assert any(fnmatch.fnmatchcase("refs/tags/v1.2.0", rule) for rule in rules[environment])
+    (binding,) = [b for _, name, b in resources(terraform) if name == "github_acts_as_deployer"]
+    assert binding["member"].endswith("/attribute.repository_id/${var.github_repository_id}")
+
+
 def gcloud_without_account(tmp_path: Path) -> tuple[str, dict[str, str]]:
     """gcloud, with a fresh configuration: no account, no prompts."""
     gcloud = shutil.which("gcloud")
@@ -494,47 +1043,196 @@ def gcloud_without_account(tmp_path: Path) -> tuple[str, dict[str, str]]:
 
 
 NO_ACCOUNT = "You do not currently have an active account selected"
+_GCLOUD_VERDICTS: dict[tuple[str, ...], tuple[int, str]] = {}
 
 
-def test_readme_gcloud_commands_are_valid(project: Render, tmp_path: Path) -> None:
-    """The README's shell blocks, run as written (with the variables they
-    expect) against gcloud with no account: each must get as far as asking
-    for credentials. `gcloud auth` commands are interactive and skipped."""
-    _, env = gcloud_without_account(tmp_path)
-    readme = (project.path / "README.md").read_text()
-    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
-    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
-    commands = [line for line in lines if re.search(r"(^|\| )gcloud (?!auth )", line)]
-    if project.context["use_secret_manager"]:
-        assert any("secrets create" in command for command in commands)
-    env |= {"GCP_PROJECT": "test-project",
-            "RUNTIME_SERVICE_ACCOUNT": "run@test-project.iam.gserviceaccount.com"}  # fmt: skip
-    for command in commands:
+def assert_gcloud_accepts(arguments: list[str], tmp_path: Path) -> None:
+    """gcloud checks a command's flags and values before it looks for an
+    account: with none configured, a well-formed command fails for want of
+    credentials (exit 1), a wrong flag or value fails as usage (exit 2).
+    Each distinct command is asked once per test run."""
+    assert arguments[0] == "gcloud", arguments
+    key = tuple(arguments)
+    if key not in _GCLOUD_VERDICTS:
+        gcloud, env = gcloud_without_account(tmp_path)
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", command],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            [gcloud, *arguments[1:]], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=120, check=False,
         )  # fmt: skip
-        assert NO_ACCOUNT in done.stderr, f"{command}\n{done.stderr}"
-        assert done.returncode == 1, command
+        _GCLOUD_VERDICTS[key] = (done.returncode, done.stderr)
+    returncode, stderr = _GCLOUD_VERDICTS[key]
+    assert (returncode, NO_ACCOUNT in stderr) == (1, True), f"{shlex.join(arguments)}\n{stderr}"
+
+
+def gcloud_commands(line: str) -> list[list[str]]:
+    """The gcloud invocations of one shell line (`a || b`, `a && b`), without
+    their redirections."""
+    commands = []
+    for part in re.split(r"\|\||&&|;", line):
+        words = [w for w in shlex.split(part) if not re.match(r"^\d*[<>]", w)]
+        if words and words[0] == "gcloud":
+            commands.append(words)
+    return commands
+
+
+# Stand-ins for the commands the README's shell blocks run besides gcloud:
+# gcloud itself only records its arguments (to be checked by gcloud below) and
+# answers what a command substitution asks of it; `gh` answers GitHub's IDs.
+README_SHIMS = """
+gcloud() {
+  [ "$1" = auth ] && return 0
+  printf '%s\\0' "$@" >> "$GCLOUD_CALLS"; printf '\\036' >> "$GCLOUD_CALLS"
+  case "$1 $2" in "projects describe") echo 123456789012;; esac
+  case " $* " in *" --data-file=- "*) cat > /dev/null;; esac  # as gcloud reads it
+}
+gh() { case "$*" in *owner.id*) echo 1342004;; *) echo 260064828;; esac; }
+make() { :; }
+"""
+
+
+def readme_gcloud_calls(
+    project: Render, tmp_path: Path, environment: str = "dev"
+) -> list[list[str]]:
+    """Run the README's shell blocks that call gcloud, in order, in one shell
+    (bash -euo pipefail, in a copy of the project, for one environment), and
+    return the gcloud commands they ran."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"readme-{environment}-", dir=tmp_path))
+    copy = copy_of(project, scratch)
+    readme = (copy / "README.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    script = "\n".join(block for block in blocks if "gcloud " in block)
+    script = re.sub(r"^ENV=dev\b", f"ENV={environment}", script, flags=re.MULTILINE)
+    calls = scratch / "gcloud-calls"
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", README_SHIMS + script],
+        cwd=copy, env={**os.environ, "GCLOUD_CALLS": str(calls)}, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = calls.read_bytes().split(b"\x1e")[:-1] if calls.exists() else []
+    return [["gcloud", *record.decode().split("\0")[:-1]] for record in records]
+
+
+def test_readme_commands_run_and_gcloud_accepts_them(project: Render, tmp_path: Path) -> None:
+    """Every variable the README's commands use is defined there, and gcloud
+    accepts every gcloud command (with no account: exit 1, not 2)."""
+    calls = readme_gcloud_calls(project, tmp_path)
+    if project.context["use_secret_manager"]:
+        assert any(call[1:4] == ["secrets", "versions", "add"] for call in calls)
+    if not project.context["use_terraform"]:
+        assert any(call[1:3] == ["services", "enable"] for call in calls)
+    for call in calls:
+        assert_gcloud_accepts(call, tmp_path)
+
+
+def enabled_apis(terraform: Path) -> set[str]:
+    (enabling,) = [b for t, n, b in resources(terraform) if f"{t}.{n}" == APIS]
+    return set(re.findall(r'"([a-z]+)\.googleapis\.com"', enabling["for_each"]))
+
+
+# What each gcloud add-iam-policy-binding command grants a role on, by the
+# Terraform resource that grants one there.
+GRANTED_ON = {
+    ("artifacts", "repositories"): "google_artifact_registry_repository_iam_member",
+    ("iam", "service-accounts"): "google_service_account_iam_member",
+    ("run", "services"): "google_cloud_run_v2_service_iam_member",
+    ("secrets",): "google_secret_manager_secret_iam_member",
+    ("tasks", "queues"): "google_cloud_tasks_queue_iam_member",
+}
+QUEUE_FLAGS = {
+    "--max-attempts": "max_attempts", "--max-retry-duration": "max_retry_duration",
+    "--min-backoff": "min_backoff", "--max-backoff": "max_backoff",
+    "--max-doublings": "max_doublings", "--max-dispatches-per-second": "max_dispatches_per_second",
+    "--max-concurrent-dispatches": "max_concurrent_dispatches",
+}  # fmt: skip
+DAYS = re.compile(r"(\d+)d")
+
+
+def flag(call: list[str], name: str) -> str:
+    return call[call.index(name) + 1]
+
+
+def test_without_terraform_the_readme_sets_up_what_terraform_does(
+    project: Render, render: Callable[[Answers], Render], tmp_path: Path
+) -> None:
+    """The README's gcloud commands for a project without Terraform enable the
+    same APIs, grant the same roles on the same kinds of resource, configure
+    the same queue and image cleanup, and trust GitHub on the same terms as
+    the Terraform of the same answers."""
+    if project.context["use_terraform"]:
+        pytest.skip("a render with Terraform has no gcloud setup to compare")
+    twin_answers = {k: project.context[k] for k in ("use_secret_manager", "use_cloud_tasks")}
+    terraform = render({**twin_answers, "use_terraform": True}).path / ROOT
+    calls = readme_gcloud_calls(project, tmp_path)
+
+    (enable,) = [call for call in calls if call[1:3] == ["services", "enable"]]
+    apis = {
+        arg.removesuffix(".googleapis.com") for arg in enable if arg.endswith(".googleapis.com")
+    }
+    assert apis == enabled_apis(terraform)
+
+    grants = {
+        (GRANTED_ON[tuple(call[1 : call.index("add-iam-policy-binding")])], flag(call, "--role"))
+        for call in calls
+        if "add-iam-policy-binding" in call
+    }
+    # allUsers is make deploy's --allow-unauthenticated, the same explicit choice;
+    # the callers listed in `invokers` are none at first.
+    expected = {
+        (kind, role)
+        for kind, role, member, _ in iam(terraform)
+        if member not in {"allUsers", "${each.value}"}
+    }
+    assert grants == expected
+
+    if project.context["use_cloud_tasks"]:
+        (create,) = [call for call in calls if call[1:4] == ["tasks", "queues", "create"]]
+        (queue,) = [b for t, _, b in resources(terraform) if t == "google_cloud_tasks_queue"]
+        config = queue["retry_config"][0] | queue["rate_limits"][0]
+        assert {QUEUE_FLAGS[f]: flag(create, f) for f in QUEUE_FLAGS} == {
+            name: str(config[name]) for name in QUEUE_FLAGS.values()
+        }
+
+    (cleanup,) = [
+        c for c in calls if c[1:4] == ["artifacts", "repositories", "set-cleanup-policies"]
+    ]
+    assert "--no-dry-run" in cleanup
+    policies = json.loads(Path(flag(cleanup, "--policy")).read_text())
+    as_terraform = [
+        {"id": p["name"], "action": p["action"]["type"].upper()}
+        | ({"condition": [{"tag_state": p["condition"]["tagState"].upper(),
+                           "older_than": DAYS.sub(lambda m: f"{int(m[1]) * DAY}s",
+                                                  p["condition"]["olderThan"])}]}
+           if "condition" in p else {})
+        | ({"most_recent_versions": [{"keep_count": p["mostRecentVersions"]["keepCount"]}]}
+           if "mostRecentVersions" in p else {})
+        for p in policies
+    ]  # fmt: skip
+    (repository,) = [
+        b for t, _, b in resources(terraform) if t == "google_artifact_registry_repository"
+    ]
+    assert as_terraform == repository["cleanup_policies"]
+
+    rules = documented_deploy_refs(project)
+    for environment in ENVIRONMENTS:
+        calls = readme_gcloud_calls(project, tmp_path, environment)
+        (provider,) = [c for c in calls if c[1:5] == ["iam", "workload-identity-pools",
+                                                      "providers", "create-oidc"]]  # fmt: skip
+        condition = flag(provider, "--attribute-condition")
+        assert_admits_only_documented_refs(condition, environment, rules[environment])
+        (trust,) = [c for c in calls if "roles/iam.workloadIdentityUser" in c]
+        assert flag(trust, "--member").endswith(
+            f"/attribute.repository_id/{GITHUB['repository_id']}"
+        )
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_make_deploy_gives_gcloud_valid_arguments(
     project: Render, environment: str, tmp_path: Path
 ) -> None:
-    """gcloud checks a command's flags and values before it looks for an
-    account: with none configured, a valid `gcloud run deploy` fails for want
-    of credentials (exit 1), a wrong flag or value fails as usage (exit 2)."""
-    gcloud, env = gcloud_without_account(tmp_path)
-    dry_run = subprocess.run(
-        ["make", "-n", "deploy", f"ENV={environment}", "PROJECT=test-project", "TAG=abc123",
-         "SERVICE_URL=https://service.example"],
-        cwd=project.path, capture_output=True, text=True, check=True,
+    lines = make_dry_run(
+        project.path, "deploy", f"ENV={environment}", "TAG=abc123",
+        "SERVICE_URL=https://service.example",
     )  # fmt: skip
-    lines = dry_run.stdout.replace("\\\n", " ").splitlines()
     (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
-    done = subprocess.run(
-        [gcloud, *deploy[1:]], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 1, done.stderr
-    assert NO_ACCOUNT in done.stderr, done.stderr
+    assert_gcloud_accepts(deploy, tmp_path)

@@ -80,6 +80,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"max_instances": "0"}, "max_instances '0' is not a whole number of 1 or more"),
     ({"gcp_project_id": "my-google-project"}, "contains a word Google does not allow"),
     ({"package_name": "dev"}, "shadows the module 'dev' of the toolchain"),
+    ({"package_name": "local_google"}, "shadows the module 'local_google' of the toolchain"),
     ({"max_instances": "1.5"}, "max_instances '1.5' is not a whole number"),
     ({"min_instances": "5", "max_instances": "2"}, "min_instances 5 is greater than max"),
     ({"description": 'It says "hi"'}, "description 'It says \"hi\"' contains '\"'"),

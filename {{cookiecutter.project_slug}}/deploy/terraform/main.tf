@@ -1,21 +1,33 @@
-# One root, one state per environment: environments/<env>.tfvars holds the
-# values, environments/<env>.backend.hcl where the state lives. See README.md.
+# One root, one state per environment (README: Deploy). Where an environment
+# runs is deploy/<environment>.env, the file the Makefile and the deploy
+# workflow read too; environments/<environment>.tfvars holds the rest.
+
+locals {
+  # Its KEY=value lines, as a map: PROJECT and REGION.
+  where = {
+    for pair in regexall("(?m)^([A-Z_]+)=([^\r\n]*)", file("${path.module}/../${var.environment}.env")) :
+    pair[0] => pair[1]
+  }
+  project_id = local.where["PROJECT"]
+  region     = local.where["REGION"]
+}
 
 module "service" {
   source = "./modules/service"
 
-  project_id          = var.project_id
-  region              = var.region
-  environment         = var.environment
-  service_name        = var.service_name
-  image               = var.image
-  min_instances       = var.min_instances
-  max_instances       = var.max_instances
-  public_access       = var.public_access
-  invokers            = var.invokers
-  deletion_protection = var.deletion_protection
-  github_repository   = var.github_repository
+  project_id                 = local.project_id
+  region                     = local.region
+  environment                = var.environment
+  service_name               = var.service_name
+  image                      = var.image
+  min_instances              = var.min_instances
+  max_instances              = var.max_instances
+  public_access              = var.public_access
+  invokers                   = var.invokers
+  deletion_protection        = var.deletion_protection
+  github_repository_id       = var.github_repository_id
+  github_repository_owner_id = var.github_repository_owner_id
 {% if cookiecutter.use_secret_manager %}
-  secrets             = var.secrets
+  secrets                    = var.secrets
 {% endif %}
 }

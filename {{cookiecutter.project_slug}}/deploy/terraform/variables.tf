@@ -1,13 +1,3 @@
-variable "project_id" {
-  type        = string
-  description = "Google Cloud project of this environment."
-}
-
-variable "region" {
-  type        = string
-  description = "Region of the service and its resources."
-}
-
 variable "environment" {
   type        = string
   description = "dev, staging or prod."
@@ -47,13 +37,19 @@ variable "invokers" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Refuse to destroy the Cloud Run service."
+  description = "Refuse to destroy the Cloud Run service (README: Deploy)."
   default     = true
 }
 
-variable "github_repository" {
+variable "github_repository_id" {
   type        = string
-  description = "owner/name of the GitHub repository that deploys this environment (empty: none)."
+  description = "Numeric ID of the GitHub repository that deploys this environment (empty: none)."
+  default     = ""
+}
+
+variable "github_repository_owner_id" {
+  type        = string
+  description = "Numeric ID of that repository's owner."
   default     = ""
 }
 {% if cookiecutter.use_secret_manager %}

@@ -1,10 +1,10 @@
-# Values of the dev environment: terraform plan -var-file=environments/dev.tfvars
-project_id   = "{{ cookiecutter.gcp_project_id }}"
-region       = "{{ cookiecutter.gcp_region }}"
+# What Terraform makes in the dev environment: make tf-plan ENV=dev.
+# Where dev runs (its project and region) is deploy/dev.env.
 environment  = "dev"
 service_name = "{{ cookiecutter.service_name }}"
 
-min_instances = 0
+# Instances kept warm (and billed) even without traffic, and the upper bound.
+min_instances = {{ cookiecutter.min_instances }}
 max_instances = {{ cookiecutter.max_instances }}
 
 # An explicit choice: true lets anyone on the internet call the service.
@@ -16,5 +16,8 @@ invokers      = []
 secrets = ["api-key"]
 {% endif %}
 
-# owner/name of the GitHub repository allowed to deploy here (see README: Deploy).
-github_repository = ""
+# The GitHub repository allowed to deploy here, by the numeric IDs GitHub
+# never gives to another repository or owner (README: Deploy):
+#   gh api repos/OWNER/REPO --jq '.id, .owner.id'
+github_repository_id       = ""
+github_repository_owner_id = ""

@@ -1,9 +1,9 @@
-# Values of the prod environment: terraform plan -var-file=environments/prod.tfvars
-project_id   = "{{ cookiecutter.gcp_project_id }}"
-region       = "{{ cookiecutter.gcp_region }}"
+# What Terraform makes in the prod environment: make tf-plan ENV=prod.
+# Where prod runs (its project and region) is deploy/prod.env.
 environment  = "prod"
 service_name = "{{ cookiecutter.service_name }}"
 
+# Instances kept warm (and billed) even without traffic, and the upper bound.
 min_instances = {{ cookiecutter.min_instances }}
 max_instances = {{ cookiecutter.max_instances }}
 
@@ -16,5 +16,8 @@ invokers      = []
 secrets = ["api-key"]
 {% endif %}
 
-# owner/name of the GitHub repository allowed to deploy here (see README: Deploy).
-github_repository = ""
+# The GitHub repository allowed to deploy here, by the numeric IDs GitHub
+# never gives to another repository or owner (README: Deploy):
+#   gh api repos/OWNER/REPO --jq '.id, .owner.id'
+github_repository_id       = ""
+github_repository_owner_id = ""

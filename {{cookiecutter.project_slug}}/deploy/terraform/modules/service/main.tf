@@ -11,17 +11,36 @@ locals {
   # Cloud Run's deterministic URL (https://cloud.google.com/run/docs/triggering/https-request#deterministic):
   # known before the service exists, so the service can be told its own URL.
   service_url = "https://${local.name}-${data.google_project.this.number}.${var.region}.run.app"
+
+  # The settings every service reads (README: Configuration).
+  settings = {
+    ENVIRONMENT = var.environment
+    GCP_PROJECT = var.project_id
+    REGION      = var.region
+    SERVICE_URL = local.service_url
+    LOG_LEVEL   = var.log_level
+    # The service's own copy of its request timeout, past which Cloud Run
+    # answers 504 (https://cloud.google.com/run/docs/configuring/request-timeout).
+    REQUEST_TIMEOUT_SECONDS = tostring(var.request_timeout_seconds)
+  }
 }
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
-
+# The APIs the environment uses, enabled before anything that needs them:
+# everything below depends on this resource, directly or through what it
+# references, so a first apply on a new project does not race them. Besides
+# each product's own API: iam for the service accounts and the Workload
+# Identity pool; iamcredentials and sts, with which a GitHub workflow exchanges
+# its token for the deployer's credentials; cloudresourcemanager for
+# data.google_project. Google lists these four for deployment pipelines:
+# https://cloud.google.com/iam/docs/workload-identity-federation-with-deployment-pipelines
 resource "google_project_service" "apis" {
   for_each = toset([
     "run.googleapis.com",
     "artifactregistry.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "sts.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
 {% if cookiecutter.use_secret_manager %}
     "secretmanager.googleapis.com",
 {% endif %}
@@ -34,6 +53,12 @@ resource "google_project_service" "apis" {
   disable_on_destroy = false
 }
 
+data "google_project" "this" {
+  project_id = var.project_id
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_artifact_registry_repository" "images" {
   # checkov:skip=CKV_GCP_84: Google-managed encryption; customer-managed keys are an organisation's choice
   project       = var.project_id
@@ -42,6 +67,28 @@ resource "google_artifact_registry_repository" "images" {
   format        = "DOCKER"
   description   = "Images of ${local.name}"
 
+  # Every deployment pushes an image. Delete untagged ones after a week and
+  # any after 30 days, but keep the 20 newest whatever their age, so a
+  # rollback always has an image: a version that matches both a delete and a
+  # keep policy is kept
+  # (https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy-overview).
+  cleanup_policy_dry_run = false
+  cleanup_policies {
+    id     = "delete-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "604800s"
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      tag_state  = "ANY"
+      older_than = "2592000s"
+    }
+  }
   cleanup_policies {
     id     = "keep-recent"
     action = "KEEP"
@@ -58,6 +105,8 @@ resource "google_service_account" "runtime" {
   project      = var.project_id
   account_id   = local.runtime_account_id
   display_name = "${local.name} (Cloud Run runtime)"
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_run_v2_service" "service" {
@@ -93,23 +142,12 @@ resource "google_cloud_run_v2_service" "service" {
         startup_cpu_boost = true
       }
 
-      # The settings the service reads (README: Configuration).
       dynamic "env" {
-        for_each = {
-          ENVIRONMENT = var.environment
-          GCP_PROJECT = var.project_id
-          REGION      = var.region
-          SERVICE_URL = local.service_url
-          LOG_LEVEL   = var.log_level
 {% if cookiecutter.use_cloud_tasks %}
-
-          # Deferred work (tasks.tf)
-          TASKS_QUEUE                   = google_cloud_tasks_queue.tasks.name
-          TASKS_LOCATION                = var.region
-          TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.invoker.email
-          TASKS_AUDIENCE                = local.service_url
+        for_each = merge(local.settings, local.tasks_settings)
+{% else %}
+        for_each = local.settings
 {% endif %}
-        }
         content {
           name  = env.key
           value = env.value

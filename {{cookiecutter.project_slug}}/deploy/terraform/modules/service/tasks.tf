@@ -1,6 +1,24 @@
 # Deferred work: the queue, the identity Cloud Tasks presents when it calls the
 # service back, and the least privilege that connects them.
 
+locals {
+  # The settings of deferred work the service reads (README: Configuration).
+  tasks_settings = merge(
+    {
+      TASKS_QUEUE                   = google_cloud_tasks_queue.tasks.name
+      TASKS_LOCATION                = var.region
+      TASKS_INVOKER_SERVICE_ACCOUNT = google_service_account.invoker.email
+      TASKS_AUDIENCE                = local.service_url
+    },
+    # On a private service Cloud Run's front end checks each caller's token
+    # itself, then hands it on with its signature removed
+    # (https://cloud.google.com/run/docs/troubleshooting#signature-removed):
+    # only behind that check may the push endpoint accept such a token. Never
+    # on a public service, where nothing checks the token before the service.
+    var.public_access ? {} : { BEHIND_CLOUD_RUN_IAM = "true" },
+  )
+}
+
 resource "google_cloud_tasks_queue" "tasks" {
   project  = var.project_id
   name     = local.name
@@ -26,6 +44,8 @@ resource "google_service_account" "invoker" {
   project      = var.project_id
   account_id   = local.invoker_account_id
   display_name = "${local.name} (Cloud Tasks invoker)"
+
+  depends_on = [google_project_service.apis]
 }
 
 # Cloud Tasks' token for the invoker may call the service...

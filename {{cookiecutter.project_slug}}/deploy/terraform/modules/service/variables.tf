@@ -85,8 +85,24 @@ variable "deletion_protection" {
   default     = true
 }
 
-variable "github_repository" {
+variable "github_repository_id" {
   type        = string
-  description = "owner/name of the GitHub repository whose workflows deploy this environment (empty: none)."
+  description = "Numeric ID of the GitHub repository whose deploy workflow deploys this environment (empty: none)."
   default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.github_repository_id))
+    error_message = "github_repository_id is GitHub's numeric ID of the repository, not its name."
+  }
+}
+
+variable "github_repository_owner_id" {
+  type        = string
+  description = "Numeric ID of that repository's owner, the organisation or user."
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.github_repository_owner_id)) && (var.github_repository_owner_id == "") == (var.github_repository_id == "")
+    error_message = "github_repository_owner_id is GitHub's numeric ID of the owner, and is set together with github_repository_id."
+  }
 }
