@@ -811,7 +811,7 @@ def test_ci_runs_what_the_makefile_runs(project: Render) -> None:
     assert "docker build --tag service:ci ." in ci["jobs"]["image"]["steps"][-1]["run"]
     makefile = (project.path / "Makefile").read_text()
     assert "\ttest: " not in makefile
-    assert re.search(r"^test: .*\n\tuv run --locked pytest$", makefile, re.MULTILINE)
+    assert re.search(r"^test: .*\n\t\$\(UV\) run --locked pytest$", makefile, re.MULTILINE)
 
 
 def test_deployments_use_workload_identity_federation(project: Render) -> None:

@@ -11,6 +11,7 @@ Locally (`ENVIRONMENT=local`) the same records are printed as plain text.
 
 import json
 import logging
+import re
 import time
 import traceback
 from typing import Any, Final
@@ -24,6 +25,9 @@ _TRACE_FIELD: Final = "logging.googleapis.com/trace"
 _SPAN_FIELD: Final = "logging.googleapis.com/spanId"
 _SAMPLED_FIELD: Final = "logging.googleapis.com/trace_sampled"
 _SOURCE_FIELD: Final = "logging.googleapis.com/sourceLocation"
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _RESERVED_RECORD_FIELDS: Final = frozenset(vars(logging.makeLogRecord({}))) | {
     "message",
     "asctime",
@@ -64,20 +68,43 @@ class CloudLoggingFormatter(logging.Formatter):
             if trace.span_id:
                 entry[_SPAN_FIELD] = trace.span_id
         entry.update(_extra_fields(record))
-        # orjson: a line per request makes this the hottest code of the service.
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            # orjson: a line per request makes this the hottest code of the service.
+            return orjson.dumps(entry, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):  # e.g. a lone surrogate from a request
+            return json.dumps(entry, default=str)
 
 
 class TextFormatter(logging.Formatter):
-    """Readable lines for a terminal, with the extra fields appended."""
+    """Readable lines for a terminal, with the extra fields appended.
+
+    Control characters in a message are escaped (a terminal would obey them);
+    newlines stay, for messages written on several lines.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _CONTROL_BUT_NEWLINE.sub(_escape, record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = _extra_fields(record)
         return f"{line} {json.dumps(extra, default=str)}" if extra else line
+
+
+def cap(value: str, limit: int = 200) -> str:
+    """`value` fit for a log line when a caller chose it: control characters
+    (newlines too) escaped, so it cannot start a line of its own, and at most
+    `limit` characters, so it cannot fill the log."""
+    value = value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+    return _CONTROL.sub(_escape, value)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from .access_log import RequestLogMiddleware
 {% if cookiecutter.use_cloud_tasks %}
@@ -19,6 +20,8 @@ from .api import health, signups
 {% else %}
 from .api import health
 {% endif %}
+from .forwarded import CloudRunForwarding
+from .request_limits import RequestSizeLimit, validation_error
 {% if cookiecutter.use_secret_manager %}
 from .secrets import PendingSecrets
 from .settings import Secrets, Settings
@@ -87,10 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # trace ID (logs.py); to export spans too, configure an OpenTelemetry SDK
         # and pass its providers here instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        exception_handlers={RequestValidationError: validation_error},
     )
     app.state.settings = settings
     app.state.ready = False
+    # Outermost last: the client's address is known before the access log
+    # starts, and an oversized request is logged like any other.
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(CloudRunForwarding, hops=settings.forwarded_hops)
     app.include_router(health.router)
 {% if cookiecutter.use_cloud_tasks %}
     app.include_router(signups.router)

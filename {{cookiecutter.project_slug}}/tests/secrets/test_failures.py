@@ -6,7 +6,7 @@ from typing import Annotated
 import grpc
 import pytest
 from local_google.secret_manager import LocalSecretManager
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from {{ cookiecutter.package_name }}.secrets import (
     SecretManager,
@@ -142,3 +142,25 @@ def test_a_payload_damaged_every_time_stops_startup(
     assert VALUE not in message
     assert VALUE[1:] not in message
     assert elapsed < 3.0
+
+
+def test_a_secret_declared_with_another_type_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match=r"PlainSecret.token .* must be a SecretStr"):
+
+        class PlainSecret(SecretSettings):
+            token: Annotated[str, SecretManager("token")]
+
+
+class ConstrainedSecret(SecretSettings):
+    api_key: Annotated[SecretStr, SecretManager("api-key"), Field(min_length=32)]
+
+
+def test_a_secret_that_fails_validation_is_not_quoted(
+    secret_manager: LocalSecretManager, dev_settings: Settings
+) -> None:
+    secret_manager.put(secret_path("dev", "api-key"), VALUE)
+
+    with pytest.raises(SecretsError, match="API_KEY: Value should have at least 32") as raised:
+        load_secrets(ConstrainedSecret, dev_settings.secret_source)
+    assert VALUE not in str(raised.value)
+    assert "input" not in str(raised.value)

@@ -14,6 +14,8 @@ Its status codes are what the queue acts on
 """
 
 import logging
+import math
+import re
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -21,6 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
+from ..logs import cap
 from .auth import CertificatesUnavailable, ForbiddenToken, InvalidToken, OidcVerifier
 from .client import PUSH_PATH
 from .registry import TaskContext, registered
@@ -46,14 +49,14 @@ async def authenticated(request: Request) -> None:
             serverless_authorization=request.headers.get("x-serverless-authorization"),
         )
     except InvalidToken as error:
-        logger.warning("Rejected a task push: %s", error)
+        logger.warning("Rejected a task push: %s", cap(str(error)))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid or missing token",
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
     except ForbiddenToken as error:
-        logger.warning("Rejected a task push: %s", error)
+        logger.warning("Rejected a task push: %s", cap(str(error)))
         raise HTTPException(status.HTTP_403_FORBIDDEN, "caller may not run tasks") from None
     except CertificatesUnavailable as error:
         # Not the caller's fault: answer so that the queue retries later.
@@ -63,19 +66,27 @@ async def authenticated(request: Request) -> None:
         ) from None
 
 
+_COUNT = re.compile(r"[0-9]{1,9}")
+_LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
 def task_context(headers: Headers, name: str) -> TaskContext:
+    """The delivery's `X-CloudTasks-*` headers; a value out of shape reads as absent."""
+
     def number(header: str) -> int:
         value = headers.get(header, "0")
-        return int(value) if value.isdigit() else 0
+        return int(value) if _COUNT.fullmatch(value) else 0
 
-    eta = headers.get("x-cloudtasks-tasketa")
+    when = None
     try:
-        when = datetime.fromtimestamp(float(eta), UTC) if eta else None
+        eta = float(headers.get("x-cloudtasks-tasketa", "nan"))
     except ValueError:
-        when = None
+        eta = math.nan
+    if 0 <= eta <= _LAST_TIMESTAMP:  # False for NaN and infinities
+        when = datetime.fromtimestamp(eta, UTC)
     return TaskContext(
-        task_name=headers.get("x-cloudtasks-taskname", name),
-        queue_name=headers.get("x-cloudtasks-queuename", ""),
+        task_name=cap(headers.get("x-cloudtasks-taskname", name), 500),
+        queue_name=cap(headers.get("x-cloudtasks-queuename", ""), 100),
         retry_count=number("x-cloudtasks-taskretrycount"),
         execution_count=number("x-cloudtasks-taskexecutioncount"),
         eta=when,
@@ -99,7 +110,7 @@ def task_context(headers: Headers, name: str) -> TaskContext:
 async def run_task(name: str, request: Request) -> TaskOutcome:
     task = registered(name)
     if task is None:
-        logger.error("Discarded a push for unknown task %r", name, extra={"task": name})
+        logger.error("Discarded a push for unknown task %r", cap(name), extra={"task": cap(name)})
         return TaskOutcome(status="discarded")
     try:
         payload = task.payload_type.model_validate_json(await request.body())
