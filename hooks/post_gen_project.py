@@ -35,6 +35,19 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "deploy/terraform": frozenset({"use_terraform"}),
     "deploy/terraform/modules/service/secrets.tf": frozenset({"use_secret_manager"}),
     "deploy/terraform/modules/service/tasks.tf": frozenset({"use_cloud_tasks"}),
+    "scripts/triggers.py": frozenset({"use_scheduler", "use_pubsub"}),
+    "src/{package}/tasks/schedules.py": frozenset({"use_scheduler"}),
+    "src/{package}/reports.py": frozenset({"use_scheduler"}),
+    "dev/local_google/cloud_scheduler.py": frozenset({"use_scheduler"}),
+    "deploy/schedules.json": frozenset({"use_scheduler"}),
+    "deploy/terraform/modules/service/scheduler.tf": frozenset({"use_scheduler"}),
+    "tests/schedules": frozenset({"use_scheduler"}),
+    "src/{package}/pubsub": frozenset({"use_pubsub"}),
+    "src/{package}/events.py": frozenset({"use_pubsub"}),
+    "dev/local_google/pubsub.py": frozenset({"use_pubsub"}),
+    "deploy/subscriptions.json": frozenset({"use_pubsub"}),
+    "deploy/terraform/modules/service/pubsub.tf": frozenset({"use_pubsub"}),
+    "tests/pubsub": frozenset({"use_pubsub"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")

@@ -84,6 +84,7 @@ LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
     "fastapi==0.165.0": ("fastapi",),
     "google-api-core==2.44.0": ("google",),
     "google-auth==2.63.0": ("google",),
+    "google-cloud-pubsub==2.44.0": ("google",),
     "google-cloud-secret-manager==2.32.0": ("google",),
     "google-cloud-tasks==2.26.0": ("google",),
     "google-crc32c==1.9.0": ("google_crc32c",),
@@ -107,6 +108,8 @@ LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
     "mypy==2.4.1": ("mypy", "mypyc"),
     "mypy-extensions==1.2.0": ("mypy_extensions",),
     "opentelemetry-api==1.45.2": ("opentelemetry",),
+    "opentelemetry-sdk==1.45.2": ("opentelemetry",),
+    "opentelemetry-semantic-conventions==0.66b2": ("opentelemetry",),
     "orjson==3.13.0": ("orjson",),
     "packaging==26.4": ("packaging",),
     "pathspec==1.1.1": ("pathspec",),
@@ -149,7 +152,17 @@ TOOLCHAIN_MODULES = frozenset(
 
 PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
 PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
-SWITCHES = ("use_secret_manager", "use_cloud_tasks", "use_terraform", "public_access")
+SWITCHES = (
+    "use_secret_manager", "use_cloud_tasks", "use_terraform", "use_scheduler", "use_pubsub",
+    "public_access",
+)  # fmt: skip
+# What a switch needs on: scheduled tasks and Pub/Sub messages arrive on the
+# tasks' authenticated push endpoint, and Terraform creates their jobs and
+# subscriptions from the files the code writes.
+NEEDS: Mapping[str, tuple[str, ...]] = {
+    "use_scheduler": ("use_cloud_tasks", "use_terraform"),
+    "use_pubsub": ("use_cloud_tasks", "use_terraform"),
+}
 # Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
 # (Written so that cookiecutter, which renders this file, sees no template tag in it.)
 _UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]')
@@ -275,6 +288,15 @@ def check_switch(name: str, value: Any) -> Problem:
     return f"{name} {value!r} is not yes or no (true or false)"
 
 
+def check_needs(name: str, context: Mapping[str, Any]) -> Problem:
+    if context.get(name) is not True:
+        return None
+    missing = [need for need in NEEDS[name] if context.get(need) is not True]
+    if missing:
+        return f"{name} needs {' and '.join(missing)} on: answer yes to {', '.join(missing)}"
+    return None
+
+
 def check_text(name: str, value: Any, max_length: int = 200) -> Problem:
     if not isinstance(value, str) or not value.strip():
         return f"{name} {value!r} is empty: write a short line of text"
@@ -312,6 +334,7 @@ CHECKS: tuple[Callable[[Mapping[str, Any]], Problem], ...] = (
     lambda c: check_service_name(c.get("service_name")),
     lambda c: check_python_version(c.get("python_version")),
     *(lambda c, s=switch: check_switch(s, c.get(s)) for switch in SWITCHES),
+    *(lambda c, s=switch: check_needs(s, c) for switch in NEEDS),
     lambda c: check_instances(c.get("min_instances"), c.get("max_instances")),
 )
 

@@ -30,4 +30,12 @@ module "service" {
 {% if cookiecutter.use_secret_manager %}
   secrets                    = var.secrets
 {% endif %}
+{% if cookiecutter.use_scheduler %}
+  # The schedules the code declares, written by `make triggers`.
+  schedules = jsondecode(file("${path.module}/../schedules.json"))
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+  # The subscribers the code declares, written by `make triggers`.
+  subscriptions = jsondecode(file("${path.module}/../subscriptions.json"))
+{% endif %}
 }

@@ -14,6 +14,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+{% if cookiecutter.use_pubsub and cookiecutter.use_scheduler %}
+from . import events, reports  # noqa: F401  (their handlers register on import)
+{% elif cookiecutter.use_pubsub %}
+from . import events  # noqa: F401  (its subscriber registers on import)
+{% elif cookiecutter.use_scheduler %}
+from . import reports  # noqa: F401  (its scheduled task registers on import)
+{% endif %}
 from .access_log import RequestLogMiddleware
 {% if cookiecutter.use_cloud_tasks %}
 from .api import health, signups
@@ -21,6 +28,9 @@ from .api import health, signups
 from .api import health
 {% endif %}
 from .forwarded import CloudRunForwarding
+{% if cookiecutter.use_pubsub %}
+from .pubsub import push as pubsub_push
+{% endif %}
 from .request_limits import RequestSizeLimit, validation_error
 {% if cookiecutter.use_secret_manager %}
 from .secrets import PendingSecrets
@@ -103,5 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {% if cookiecutter.use_cloud_tasks %}
     app.include_router(signups.router)
     app.include_router(push.router)
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+    app.include_router(pubsub_push.router)
 {% endif %}
     return app

@@ -47,6 +47,12 @@ resource "google_project_service" "apis" {
 {% if cookiecutter.use_cloud_tasks %}
     "cloudtasks.googleapis.com",
 {% endif %}
+{% if cookiecutter.use_scheduler %}
+    "cloudscheduler.googleapis.com",
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+    "pubsub.googleapis.com",
+{% endif %}
   ])
   project            = var.project_id
   service            = each.value
