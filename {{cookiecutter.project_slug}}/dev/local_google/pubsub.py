@@ -319,6 +319,43 @@ class LocalPubSub:
             }
         return str(self.subscriber.create_subscription(request=request).name)
 
+    def deploy_subscriptions(
+        self,
+        path: Path,
+        *,
+        prefix: str,
+        service_url: str,
+        invoker: str,
+        audience: str,
+        max_delivery_attempts: int = 10,
+        minimum_backoff: float = 10.0,
+        maximum_backoff: float = 600.0,
+    ) -> dict[str, str]:
+        """What deploy/terraform/modules/service/pubsub.tf makes from
+        `deploy/subscriptions.json`: a topic `<prefix>-<topic>` for each topic
+        named, a dead-letter topic `<prefix>-dead-letter` with a subscription
+        of the same name that keeps its messages, and for each subscriber a
+        push subscription `<prefix>-<name>` to `/_pubsub/<name>` with an ID
+        token for `invoker`. Returns each subscriber's topic ID."""
+        subscriptions: dict[str, dict[str, str]] = json.loads(path.read_text())
+        topics = {name: f"{prefix}-{entry['topic']}" for name, entry in subscriptions.items()}
+        for topic_id in sorted({*topics.values(), f"{prefix}-dead-letter"}):
+            self.create_topic(topic_id)
+        self.create_pull_subscription(f"{prefix}-dead-letter", topic_id=f"{prefix}-dead-letter")
+        for name, topic_id in sorted(topics.items()):
+            self.create_push_subscription(
+                f"{prefix}-{name}",
+                topic_id=topic_id,
+                endpoint=f"{service_url.rstrip('/')}/_pubsub/{name}",
+                service_account=invoker,
+                audience=audience,
+                dead_letter_topic_id=f"{prefix}-dead-letter",
+                max_delivery_attempts=max_delivery_attempts,
+                minimum_backoff=minimum_backoff,
+                maximum_backoff=maximum_backoff,
+            )
+        return topics
+
     def create_pull_subscription(self, subscription_id: str, *, topic_id: str) -> str:
         created = self.subscriber.create_subscription(
             name=self.subscription_path(subscription_id), topic=self.topic_path(topic_id)
