@@ -74,4 +74,3 @@ def test_data_that_does_not_fit_the_model_is_acknowledged_once(
 
         assert [push.status for push in deployment.pubsub.pushes] == [200]
         assert logged(deployment.service, "Recorded an order") == []
-
