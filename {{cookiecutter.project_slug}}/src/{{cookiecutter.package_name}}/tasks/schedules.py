@@ -83,7 +83,7 @@ def _value(text: str, field: str, low: int, high: int, names: tuple[str, ...], c
     if text.upper() in names:
         return names.index(text.upper()) + (low if field == "month" else 0)
     if not text.isdigit() or not low <= int(text) <= high:
-        raise InvalidSchedule(f"cron {cron!r}: {text!r} is not a {field} ({low}-{high})")
+        raise InvalidSchedule(f"cron {cron!r}: {text!r} is not a valid {field} ({low}-{high})")
     return int(text)
 
 
