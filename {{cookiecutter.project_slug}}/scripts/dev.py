@@ -9,17 +9,38 @@ Deferred tasks really run: a local Cloud Tasks server (dev/local_google, as in t
 starts alongside and delivers each task back to this service's push endpoint,
 with a signed OIDC token, exactly as Cloud Tasks would.
 {% endif %}
+{% if cookiecutter.use_scheduler %}
+
+Scheduled tasks run at their times: a local Cloud Scheduler runs the jobs of
+deploy/schedules.json against the push endpoint; it prints how to run one now.
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+
+Pub/Sub messages arrive: Google's Pub/Sub emulator (Google Cloud CLI and
+Java) gets the topics and push subscriptions of deploy/subscriptions.json,
+and pushes each published message to the service with a signed OIDC token.
+Without the emulator the service runs all the same, and says why.
+{% endif %}
 """
 
 import os
 import sys
+{% if cookiecutter.use_pubsub %}
+from contextlib import ExitStack
+{% endif %}
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from dotenv import dotenv_values
+{% if cookiecutter.use_scheduler %}
+from local_google.cloud_scheduler import LocalCloudScheduler, jobs_from_schedules
+{% endif %}
 {% if cookiecutter.use_cloud_tasks %}
 from local_google.cloud_tasks import LocalCloudTasks, environment
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+from local_google.pubsub import LocalPubSub, PubSubEmulator, unavailable
 {% endif %}
 from uvicorn.supervisors.statreload import StatReload
 
@@ -48,6 +69,49 @@ def main() -> None:
     os.environ.setdefault("SERVICE_URL", url)
     print(f"Local Cloud Tasks on {cloud_tasks.address}, queue {queue}", file=sys.stderr)
 {% endif %}
+{% if cookiecutter.use_scheduler %}
+    jobs = jobs_from_schedules(
+        PROJECT_ROOT / "deploy" / "schedules.json",
+        parent=f"projects/{settings.gcp_project}/locations/{settings.region}",
+        service="{{ cookiecutter.service_name }}-local",
+        service_url=os.environ["SERVICE_URL"],
+        invoker=settings.invoker_email,
+        audience=settings.tasks_audience or os.environ["SERVICE_URL"],
+    )
+    scheduler = LocalCloudScheduler(jobs, issuer=cloud_tasks.issuer).start()
+    for job, due in scheduler.next_runs().items():
+        print(
+            f"Local Cloud Scheduler: {job} next at {due:%Y-%m-%d %H:%M} UTC; run it now:\n"
+            f"  curl -X POST {scheduler.url}/v1/{job}:run",
+            file=sys.stderr,
+        )
+{% endif %}
+{% if cookiecutter.use_pubsub %}
+    running = ExitStack()
+    if (reason := unavailable()) is not None:
+        print(f"No local Pub/Sub: {reason}", file=sys.stderr)
+    else:
+        emulator = running.enter_context(PubSubEmulator())
+        pubsub = running.enter_context(
+            LocalPubSub(emulator, project=settings.gcp_project, issuer=cloud_tasks.issuer)
+        )
+        topics = pubsub.deploy_subscriptions(
+            PROJECT_ROOT / "deploy" / "subscriptions.json",
+            prefix="{{ cookiecutter.service_name }}-local",
+            service_url=os.environ["SERVICE_URL"],
+            invoker=settings.invoker_email,
+            audience=settings.tasks_audience or os.environ["SERVICE_URL"],
+        )
+        os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+        message = """'{"messages": [{"data": "<base64 of the JSON>"}]}'"""
+        for topic in sorted(set(topics.values())):
+            publish = f"http://{emulator.host}/v1/{pubsub.topic_path(topic)}:publish"
+            print(
+                f"Pub/Sub emulator on {emulator.host}; publish to {topic}:\n"
+                f"  curl -X POST {publish} -H 'Content-Type: application/json' -d {message}",
+                file=sys.stderr,
+            )
+{% endif %}
     print(
         f"Serving on {url} (health: /healthz, API docs: /docs); Ctrl-C stops.",
         file=sys.stderr,
@@ -65,7 +129,12 @@ def main() -> None:
         proxy_headers=False,  # the app reads Google's forwarding headers itself
     )
     server = uvicorn.Server(config)
+{% if cookiecutter.use_pubsub %}
+    with running:  # stops the emulator's JVM with the server
+        Reloader(config, target=server.run, sockets=[config.bind_socket()]).run()
+{% else %}
     Reloader(config, target=server.run, sockets=[config.bind_socket()]).run()
+{% endif %}
 
 
 class Reloader(StatReload):
