@@ -12,6 +12,9 @@ SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {"use_terraform": False},
     {"use_secret_manager": False, "use_cloud_tasks": False, "use_terraform": False},
     {"python_version": "3.11"},
+    # The opt-in features, together: each needs Cloud Tasks and Terraform on, and
+    # neither changes what the others render, so one row covers both switches.
+    {"use_scheduler": True, "use_pubsub": True},
     {
         "project_name": "Billing API",
         "package_name": "billing",

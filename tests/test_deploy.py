@@ -30,6 +30,7 @@ MODULE = "deploy/terraform/modules/service"
 ROOT = "deploy/terraform"
 ENVIRONMENTS = ("dev", "staging", "prod")
 CHECKOV_NOT_APPLICABLE = {
+    "CKV_GCP_83": "customer-managed encryption keys are an organisation's choice (Pub/Sub topics)",
     "CKV_GCP_84": "customer-managed encryption keys are an organisation's choice",
     "CKV_GCP_125": "the check reads only a literal assertion.sub; the trust condition pins the "
     "repository and owner by numeric ID, the GitHub environment and the ref (tested below)",
@@ -136,7 +137,12 @@ SCHEMA_MISTAKES = [
      "google_service_account has no attribute 'emial'"),
     ("main.tf", "client_version]", "client_versoin]", "ignore_changes names no client_versoin"),
     ("ci.tf", "issuer_uri =", "issuer_url =", "no argument or block 'issuer_url'"),
+    ("scheduler.tf", "oidc_token {", "oidc {", "no argument or block 'oidc'"),
+    ("pubsub.tf", "max_delivery_attempts =", "max_deliveries =",
+     "no argument or block 'max_deliveries'"),
 ]  # fmt: skip
+# A render with every feature, so that each file above is there.
+EVERY_FEATURE = {"use_scheduler": True, "use_pubsub": True}
 
 
 @pytest.mark.parametrize(("file", "text", "replacement", "report"), SCHEMA_MISTAKES)
@@ -144,7 +150,7 @@ def test_the_schema_check_finds_what_is_wrong(
     file: str, text: str, replacement: str, report: str,
     render: Callable[[Answers], Render], tmp_path: Path,
 ) -> None:  # fmt: skip
-    module = copy_of(render({}), tmp_path) / MODULE
+    module = copy_of(render(EVERY_FEATURE), tmp_path) / MODULE
     source = (module / file).read_text()
     assert text in source
     (module / file).write_text(source.replace(text, replacement, 1))
@@ -407,9 +413,14 @@ API_OF = {
     "google_artifact_registry_repository_iam_member": "artifactregistry",
     "google_cloud_run_v2_service": "run",
     "google_cloud_run_v2_service_iam_member": "run",
+    "google_cloud_scheduler_job": "cloudscheduler",
     "google_cloud_tasks_queue": "cloudtasks",
     "google_cloud_tasks_queue_iam_member": "cloudtasks",
     "google_iam_workload_identity_pool": "iam",
+    "google_pubsub_subscription": "pubsub",
+    "google_pubsub_subscription_iam_member": "pubsub",
+    "google_pubsub_topic": "pubsub",
+    "google_pubsub_topic_iam_member": "pubsub",
     "google_iam_workload_identity_pool_provider": "iam",
     "google_secret_manager_secret": "secretmanager",
     "google_secret_manager_secret_iam_member": "secretmanager",
@@ -1236,3 +1247,99 @@ def test_make_deploy_gives_gcloud_valid_arguments(
     )  # fmt: skip
     (deploy,) = [shlex.split(line) for line in lines if line.startswith("gcloud run deploy")]
     assert_gcloud_accepts(deploy, tmp_path)
+
+
+def module_call_argument(terraform: Path, name: str) -> str:
+    (call,) = [body for n, _, body in blocks(terraform, "module") if n == "service"]
+    return str(call[name])
+
+
+def test_each_declared_schedule_becomes_an_authenticated_scheduler_job(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """The root reads the committed deploy/schedules.json; each entry is a job
+    that POSTs its body as JSON to the task's push endpoint with an ID token
+    for the invoker account and the service's URL as audience, the token the
+    push endpoint accepts, and retries within Cloud Scheduler's limits."""
+    module = terraform / "modules" / "service"
+    if not project.context["use_scheduler"]:
+        assert not (module / "scheduler.tf").exists()
+        assert "schedules" not in variables(module)
+        return
+    copy = copy_of(project, tmp_path) / ROOT
+    expression = module_call_argument(terraform, "schedules").removeprefix("${").removesuffix("}")
+    schedules = terraform_console(copy, 'variable "environment" {}\n', expression)
+    assert schedules == json.loads((project.path / "deploy" / "schedules.json").read_text())
+    assert schedules, "the example declares one"
+    (job,) = [b for t, _, b in resources(terraform) if t == "google_cloud_scheduler_job"]
+    assert job["for_each"] == "${var.schedules}"
+    assert job["name"] == "${local.name}-${each.key}"
+    assert (job["schedule"], job["time_zone"]) == ("${each.value.cron}", "${each.value.time_zone}")
+    (target,) = job["http_target"]
+    assert target["http_method"] == "POST"
+    assert target["uri"] == "${local.service_url}/_tasks/${each.value.task}"
+    assert target["body"] == "${base64encode(each.value.body)}"
+    assert target["headers"] == {"Content-Type": "application/json"}
+    (token,) = target["oidc_token"]
+    assert token["service_account_email"] == "${google_service_account.invoker.email}"
+    assert token["audience"] == "${local.service_url}"
+    (retry,) = job["retry_config"]
+    assert 1 <= retry["retry_count"] <= 5, "Cloud Scheduler allows 0 to 5"
+    # An attempt may last the request timeout and 5 s, within the 15 s to 30 min
+    # Cloud Scheduler allows an HTTP target.
+    scratch = copy_of(project, tmp_path / "deadline") / MODULE
+    for timeout, deadline in ((300, "305s"), (1, "15s"), (3600, "1800s")):
+        value = terraform_console(
+            scratch, 'variable "request_timeout_seconds" {}\n', f'"{job["attempt_deadline"]}"',
+            request_timeout_seconds=str(timeout),
+        )  # fmt: skip
+        assert value == deadline, timeout
+
+
+def test_each_subscriber_gets_an_authenticated_push_subscription_and_dead_letters(
+    terraform: Path, project: Render, tmp_path: Path
+) -> None:
+    """Each subscriber in the committed deploy/subscriptions.json gets a push
+    subscription to /_pubsub/<name> with an ID token for the invoker and the
+    service's URL as audience, a retry policy and a dead-letter policy; the
+    dead-letter topic has a subscription to keep what lands there, and
+    Pub/Sub's service agent may forward to it and no more."""
+    module = terraform / "modules" / "service"
+    if not project.context["use_pubsub"]:
+        assert not (module / "pubsub.tf").exists()
+        return
+    copy = copy_of(project, tmp_path) / ROOT
+    expression = module_call_argument(terraform, "subscriptions")
+    subscriptions = terraform_console(
+        copy, 'variable "environment" {}\n', expression.removeprefix("${").removesuffix("}")
+    )
+    assert subscriptions == json.loads((project.path / "deploy" / "subscriptions.json").read_text())
+    found = {name: body for t, name, body in resources(terraform) if t.startswith("google_pubsub")}
+    push = found["push"]
+    assert push["for_each"] == "${var.subscriptions}"
+    assert push["topic"] == "${google_pubsub_topic.topics[each.value.topic].id}"
+    (config,) = push["push_config"]
+    assert config["push_endpoint"] == "${local.service_url}/_pubsub/${each.key}"
+    (token,) = config["oidc_token"]
+    assert token["service_account_email"] == "${google_service_account.invoker.email}"
+    assert token["audience"] == "${local.service_url}"
+    (dead_letter,) = push["dead_letter_policy"]
+    assert dead_letter["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
+    assert 5 <= dead_letter["max_delivery_attempts"] <= 100, "Pub/Sub allows 5 to 100"
+    assert push["retry_policy"], "backoff, not immediate redelivery"
+    assert found["dead_letter"]["topic"] == "${google_pubsub_topic.dead_letter.id}"
+    agent = "${local.pubsub_agent}"
+    grants = {(kind, role, target) for kind, role, member, target in iam(terraform)
+              if member == agent}  # fmt: skip
+    assert grants == {
+        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher", ""),
+        ("google_pubsub_subscription_iam_member", "roles/pubsub.subscriber", ""),
+        ("google_service_account_iam_member", "roles/iam.serviceAccountTokenCreator",
+         "${google_service_account.invoker.name}"),
+    }  # fmt: skip
+    (publisher,) = [b for t, n, b in resources(terraform) if n == "agent_dead_letters"]
+    assert publisher["topic"] == "${google_pubsub_topic.dead_letter.name}"
+    (forwarder,) = [b for t, n, b in resources(terraform) if n == "agent_forwards"]
+    assert forwarder["for_each"] == "${google_pubsub_subscription.push}"
+    locals_ = block_source(module / "pubsub.tf", "locals {")
+    assert "@gcp-sa-pubsub.iam.gserviceaccount.com" in locals_

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from .conftest import Answers, Render, rendered_files
+from .test_hooks import pre_gen
 
 # Strings that only a feature's own code, dependencies and docs contain.
 FEATURE_TRACES: dict[str, tuple[str, ...]] = {
@@ -19,14 +20,28 @@ FEATURE_TRACES: dict[str, tuple[str, ...]] = {
     ),
     "use_cloud_tasks": ("cloud_tasks", "tasks_v2", "Cloud Tasks", "CloudTasks", "/_tasks"),
     "use_terraform": ("terraform", ".tfvars", "hashicorp"),
+    "use_scheduler": ("scheduler", "@scheduled", "schedules.json", "cron"),
+    "use_pubsub": ("pubsub", "Pub/Sub", "subscriber", "subscriptions.json", "/_pubsub"),
 }
+# The switches that are off by default: the renders below turn them on, so that
+# switching another feature off is seen to take their traces of it along too.
+OPT_IN = {"use_scheduler": True, "use_pubsub": True}
+
+
+def everything_but(switch: str) -> Answers:
+    """Every feature on but `switch`, and the features that need it."""
+    answers = {**OPT_IN, switch: False}
+    for feature, needs in pre_gen.NEEDS.items():
+        if switch in needs:
+            answers[feature] = False
+    return answers
 
 
 @pytest.mark.parametrize("switch", sorted(FEATURE_TRACES))
 def test_switched_off_feature_leaves_no_trace(
     switch: str, render: Callable[[Answers], Render]
 ) -> None:
-    project = render({switch: False})
+    project = render(everything_but(switch))
     pattern = re.compile("|".join(re.escape(t) for t in FEATURE_TRACES[switch]), re.IGNORECASE)
     for path in rendered_files(project.path):
         relative = path.relative_to(project.path)
@@ -37,7 +52,7 @@ def test_switched_off_feature_leaves_no_trace(
 
 @pytest.mark.parametrize("switch", sorted(FEATURE_TRACES))
 def test_switched_on_feature_is_there(switch: str, render: Callable[[Answers], Render]) -> None:
-    """The trace list is not vacuous: the default render has every feature."""
-    project = render({})
+    """The trace list is not vacuous: a render with every feature has each."""
+    project = render(OPT_IN)
     pattern = re.compile("|".join(re.escape(t) for t in FEATURE_TRACES[switch]), re.IGNORECASE)
     assert any(pattern.search(p.read_text(errors="replace")) for p in rendered_files(project.path))

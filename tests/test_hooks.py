@@ -91,6 +91,18 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"project_name": "Two\u2028lines"}, "project_name 'Two\\u2028lines' contains U+2028"),
     ({"author": "Next\x85line"}, "author 'Next\\x85line' contains U+0085 (Unicode category Cc)"),
     ({"project_name": "x" * 81}, "project_name is 81 characters long"),
+    (
+        {"use_scheduler": "yes", "use_cloud_tasks": "no"},
+        "use_scheduler needs use_cloud_tasks on: answer yes to use_cloud_tasks",
+    ),
+    (
+        {"use_pubsub": "yes", "use_terraform": "no"},
+        "use_pubsub needs use_terraform on: answer yes to use_terraform",
+    ),
+    (
+        {"use_pubsub": "yes", "use_cloud_tasks": "no", "use_terraform": "no"},
+        "use_pubsub needs use_cloud_tasks and use_terraform on",
+    ),
 ]
 
 
