@@ -1,6 +1,8 @@
 """`make dev` serves the rendered service locally with no Google Cloud account."""
 
+import base64
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import httpx
+import pytest
 
 from .conftest import Answers, Render, free_port, tool_env
 
@@ -70,3 +73,49 @@ def wait_for(probe: Callable[[], T | None], process: subprocess.Popen[str]) -> T
             pass
         time.sleep(0.2)
     raise AssertionError("make dev did not get there in time")
+
+
+def test_make_dev_fires_schedules_and_delivers_pubsub_messages(
+    render: Callable[[Answers], Render],
+) -> None:
+    """The local Cloud Scheduler runs the committed schedule when asked, as
+    `make dev` prints; where Google's Pub/Sub emulator can run, a message
+    published to it reaches its subscriber."""
+    project = render({"use_scheduler": True, "use_pubsub": True})
+    project.run("uv", "sync", "--locked")
+    port = free_port()
+    env = {
+        **tool_env(project.env_dir),
+        "PORT": str(port),
+        "GOOGLE_APPLICATION_CREDENTIALS": os.devnull,
+        "NO_GCE_CHECK": "true",
+    }
+    process = subprocess.Popen(
+        ["make", "dev"], cwd=project.path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1), process)
+        output = "".join(lines)
+        (run_now,) = re.findall(r"curl -X POST (\S+:run)", output)
+        assert httpx.post(run_now, timeout=10).status_code == 200
+        wait_for(lambda: any("Sent the report" in line for line in lines) or None, process)
+        published = re.findall(r"curl -X POST (\S+:publish)", output)
+        if published:
+            data = base64.b64encode(b'{"order_id": "A-1", "total_cents": 5}').decode()
+            answer = httpx.post(published[0], json={"messages": [{"data": data}]}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            wait_for(lambda: any("Recorded an order" in line for line in lines) or None, process)
+        else:
+            assert "No local Pub/Sub: " in output
+            if os.environ.get("REQUIRE_PUBSUB_EMULATOR"):
+                pytest.fail(output)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+        reader.join(timeout=5)
+        process.stdout.close()

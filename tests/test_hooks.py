@@ -422,6 +422,8 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
         "use_secret_manager": False,
         "use_cloud_tasks": True,
         "use_terraform": True,
+        "use_scheduler": True,
+        "use_pubsub": True,
     }
     removed = post_gen.paths_to_remove(context)
     assert "src/svc/secrets.py" in removed
@@ -432,6 +434,12 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
     without_terraform = post_gen.paths_to_remove({**context, "use_terraform": False})
     assert "deploy/terraform" in without_terraform
     assert "deploy/terraform/modules/service/tasks.tf" in without_terraform, "inside a removed path"
+    without_schedules = post_gen.paths_to_remove({**context, "use_scheduler": False})
+    assert {"src/svc/tasks/schedules.py", "deploy/schedules.json", "tests/schedules",
+            "deploy/terraform/modules/service/scheduler.tf"} <= set(without_schedules)  # fmt: skip
+    assert "scripts/triggers.py" not in without_schedules, "Pub/Sub needs it"
+    neither = post_gen.paths_to_remove({**context, "use_scheduler": False, "use_pubsub": False})
+    assert {"scripts/triggers.py", "src/svc/pubsub", "dev/local_google/pubsub.py"} <= set(neither)
 
 
 def test_only_the_files_the_template_rendered_are_checked(rendered_copy: Path) -> None:
