@@ -28,7 +28,7 @@ def test_a_published_message_reaches_its_subscriber(emulator: PubSubEmulator) ->
         (entry,) = logged(deployment.service, "Recorded an order")
         assert entry["message_id"] == message_id
         assert entry["order_id"] == "A-1"
-        (push,) = deployment.pubsub.pushes
+        (push,) = deployment.pubsub.authenticator.wait_for_pushes(1)
         assert push.status == 200
         # Through the front end, which checked the token and removed its signature.
         (forwarded,) = deployment.front_end.log.forwarded
@@ -69,7 +69,7 @@ def test_data_that_does_not_fit_the_model_is_acknowledged_once(
     with deployed(emulator, public=False) as deployment:
         deployment.pubsub.publish(deployment.topics["record-order"], b'{"order_id": ""}')
 
-        wait_until(lambda: deployment.pubsub.pushes)
+        deployment.pubsub.authenticator.wait_for_pushes(1)
         wait_until(lambda: any("invalid data" in str(e) for e in log_entries(deployment.service)))
 
         assert [push.status for push in deployment.pubsub.pushes] == [200]
