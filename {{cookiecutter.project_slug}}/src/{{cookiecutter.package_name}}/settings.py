@@ -116,6 +116,14 @@ class Settings(BaseSettings):
             "entry from the right (forwarded.py)."
         ),
     )
+    api_docs: bool | None = Field(
+        default=None,
+        description=(
+            "Serve /docs, /redoc and /openapi.json. Default: in `local` and `dev`, "
+            "not in `staging` and `prod`, where the schema would show every caller "
+            "the whole surface of the API, internal routes and error shapes included."
+        ),
+    )
     graceful_shutdown_seconds: int = Field(
         default=8,
         description=(
@@ -177,6 +185,12 @@ class Settings(BaseSettings):
         default=None, description="host:port of a local Cloud Tasks server (dev, tests)."
     )
 {% endif %}
+
+    @property
+    def serves_api_docs(self) -> bool:
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment in (Environment.LOCAL, Environment.DEV)
 
     @property
     def json_logs(self) -> bool:
