@@ -194,7 +194,8 @@ class Settings(BaseSettings):
 
     @property
     def json_logs(self) -> bool:
-        """Cloud Logging wants one JSON object per line; people want text."""
+        """Cloud Logging wants one JSON object per line; people want text.
+        (The same rule as `logs.wants_json`, which reads the environment.)"""
         if self.log_format is not None:
             return self.log_format == "json"
         return self.environment is not Environment.LOCAL

@@ -1,5 +1,7 @@
 """The service reads its secrets during startup, and refuses to start without them."""
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -76,3 +78,8 @@ def test_server_refuses_to_start_without_its_secret(secret_manager: LocalSecretM
     output = str(failed.value)
     assert f"projects/{PROJECT}/secrets/prod-" in output
     assert ": not found" in output
+    # One JSON line (prod logs JSON), no traceback: what Error Reporting shows.
+    (failure,) = [line for line in output.splitlines() if "Cannot start" in line]
+    entry = json.loads(failure)
+    assert entry["severity"] == "CRITICAL"
+    assert "Traceback" not in output

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from ..settings import Settings
+from ..trace_context import current_trace, propagation_headers
 
 if TYPE_CHECKING:
     from google.cloud.tasks_v2 import CloudTasksAsyncClient
@@ -127,7 +128,14 @@ class TaskQueue:
             http_request=tasks_v2.HttpRequest(
                 url=self.target_url(task_name),
                 http_method=tasks_v2.HttpMethod.POST,
-                headers={"Content-Type": "application/json"},
+                # The task's push joins the trace of the request that deferred it:
+                # Cloud Tasks sends the task's headers as they are, and Cloud Run
+                # continues the trace its traceparent names
+                # (https://cloud.google.com/run/docs/trace).
+                headers={
+                    "Content-Type": "application/json",
+                    **propagation_headers(current_trace.get()),
+                },
                 body=body,
                 oidc_token=tasks_v2.OidcToken(
                     service_account_email=settings.invoker_email,
