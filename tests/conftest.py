@@ -9,7 +9,6 @@ cache makes each further environment a matter of seconds.
 import hashlib
 import json
 import os
-import re
 import socket
 import subprocess
 import time
@@ -25,6 +24,7 @@ from pytest_cookies.plugin import Cookies
 from uv import find_uv_bin
 
 from .combinations import IDS, SUPPORTED_COMBINATIONS
+from .hooks import post_gen
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 
@@ -118,8 +118,7 @@ def tool_env(env_dir: Path) -> dict[str, str]:
 
 def dependency_key(project: Path) -> str:
     """Renders whose locks differ only in the project's own name share an environment."""
-    lock = (project / "uv.lock").read_text()
-    blocks = re.split(r"\n\n(?=\[\[package\]\]\n)", lock)
+    blocks = post_gen.lock_blocks((project / "uv.lock").read_text())
     third_party = [b for b in blocks if 'source = { editable = "." }' not in b]
     return hashlib.sha256("\n\n".join(third_party).encode()).hexdigest()[:16]
 

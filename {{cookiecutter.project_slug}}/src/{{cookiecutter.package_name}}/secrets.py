@@ -145,6 +145,7 @@ class PendingSecrets(Generic[S]):
     ) -> None:
         self.model = model
         self.source = source
+        self._result: S | None = None
         self._paths = secrets_to_read(model, source)
         self._prefetch = prefetch
         if prefetch is not None:
@@ -157,7 +158,13 @@ class PendingSecrets(Generic[S]):
     def result(self) -> S:
         """The settings object with its secrets. Blocking (gRPC calls in a small
         thread pool): from async code, run it with `asyncio.to_thread`.
-        Raises `SecretsError` if any secret cannot be read."""
+        Raises `SecretsError` if any secret cannot be read. Read once: later
+        calls return the same object."""
+        if self._result is None:
+            self._result = self._read()
+        return self._result
+
+    def _read(self) -> S:
         values: dict[str, Any] = {}  # constructor arguments: pydantic-settings' init source
         if self._paths:
             prefetched = self._prefetch.values(self._paths) if self._prefetch else None

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
             "entry from the right (forwarded.py)."
         ),
     )
+    api_docs: bool | None = Field(
+        default=None,
+        description=(
+            "Serve /docs, /redoc and /openapi.json. Default: in `local` and `dev`, "
+            "not in `staging` and `prod`, where the schema would show every caller "
+            "the whole surface of the API, internal routes and error shapes included."
+        ),
+    )
     graceful_shutdown_seconds: int = Field(
         default=8,
         description=(
@@ -179,8 +187,15 @@ class Settings(BaseSettings):
 {% endif %}
 
     @property
+    def serves_api_docs(self) -> bool:
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment in (Environment.LOCAL, Environment.DEV)
+
+    @property
     def json_logs(self) -> bool:
-        """Cloud Logging wants one JSON object per line; people want text."""
+        """Cloud Logging wants one JSON object per line; people want text.
+        (The same rule as `logs.wants_json`, which reads the environment.)"""
         if self.log_format is not None:
             return self.log_format == "json"
         return self.environment is not Environment.LOCAL

@@ -5,6 +5,7 @@ to every request (https://cloud.google.com/run/docs/trace); log lines that
 carry the trace ID group together in Logs Explorer.
 """
 
+import os
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -68,3 +69,15 @@ def trace_from_headers(traceparent: str | None, cloud_trace: str | None) -> Trac
     if cloud_trace:
         return parse_cloud_trace_context(cloud_trace)
     return None
+
+
+def propagation_headers(trace: TraceContext | None) -> dict[str, str]:
+    """Headers that carry `trace` on to a request this service sends, in both
+    forms Cloud Run understands; empty outside a trace."""
+    if trace is None:
+        return {}
+    span = trace.span_id or os.urandom(8).hex()
+    return {
+        "traceparent": f"00-{trace.trace_id}-{span}-{'01' if trace.sampled else '00'}",
+        "X-Cloud-Trace-Context": f"{trace.trace_id}/{int(span, 16)};o={int(trace.sampled)}",
+    }

@@ -14,10 +14,10 @@ from {{ cookiecutter.package_name }}.secrets import (
     SecretSettings,
     load_secrets,
 )
-from {{ cookiecutter.package_name }}.settings import Secrets, Settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..serving import free_port
-from .conftest import PROJECT, secret_path
+from .conftest import PROJECT, ApiKey, secret_path
 
 VALUE = "must-never-be-printed"
 
@@ -25,7 +25,7 @@ VALUE = "must-never-be-printed"
 def load_error(settings: Settings) -> tuple[str, float]:
     started = time.monotonic()
     with pytest.raises(SecretsError) as raised:
-        load_secrets(Secrets, settings.secret_source)
+        load_secrets(ApiKey, settings.secret_source)
     return str(raised.value), time.monotonic() - started
 
 
@@ -92,7 +92,7 @@ def test_a_transient_error_is_retried(
     secret_manager.faults.fail_next(grpc.StatusCode.UNAVAILABLE, times=2)
 
     assert (
-        load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "eventually"
+        load_secrets(ApiKey, dev_settings.secret_source).api_key.get_secret_value() == "eventually"
     )
 
 
@@ -124,7 +124,7 @@ def test_a_damaged_payload_is_read_again(
     secret_manager.put(secret_path("dev", "api-key"), "intact")
     secret_manager.corrupt_next(secret_path("dev", "api-key"))
 
-    assert load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "intact"
+    assert load_secrets(ApiKey, dev_settings.secret_source).api_key.get_secret_value() == "intact"
     assert len(secret_manager.log.requests("AccessSecretVersion")) == 2
 
 
