@@ -30,6 +30,10 @@ class Other(BaseModel):
     pass
 
 
+# A task with no dependencies beyond its payload and context.
+SweepTask = Task[Sweep, []]
+
+
 @pytest.fixture(autouse=True)
 def own_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test declares into an empty registry of its own."""
@@ -37,14 +41,14 @@ def own_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def sweep() -> Task[Sweep]:
+def sweep() -> SweepTask:
     async def handler(payload: Sweep, context: TaskContext) -> None:
         pass
 
     return task("test-sweep")(handler)
 
 
-def test_a_declaration_is_what_terraform_gets(sweep: Task[Sweep]) -> None:
+def test_a_declaration_is_what_terraform_gets(sweep: SweepTask) -> None:
     scheduled(
         "weekday-sweep", cron="30 6 * * MON-FRI", time_zone="Europe/Berlin",
         payload=Sweep(older_than_days=7),
@@ -81,7 +85,7 @@ INVALID_CRONS = {
 
 
 @pytest.mark.parametrize("cron", VALID_CRONS)
-def test_cloud_scheduler_crons_are_accepted(sweep: Task[Sweep], cron: str) -> None:
+def test_cloud_scheduler_crons_are_accepted(sweep: SweepTask, cron: str) -> None:
     scheduled("sweep", cron=cron, time_zone="Etc/UTC", payload=Sweep(older_than_days=1))(sweep)
     Cron(cron)  # and the local Cloud Scheduler reads them
 
@@ -104,7 +108,7 @@ def test_a_schedule_name_that_cannot_name_a_job_is_refused(name: str, error: str
         scheduled(name, cron="0 3 * * *", time_zone="Etc/UTC", payload=Sweep(older_than_days=1))
 
 
-def test_a_payload_the_task_does_not_take_is_refused(sweep: Task[Sweep]) -> None:
+def test_a_payload_the_task_does_not_take_is_refused(sweep: SweepTask) -> None:
     declare = scheduled("sweep", cron="0 3 * * *", time_zone="Etc/UTC", payload=Other())
     with pytest.raises(InvalidSchedule, match="payload is a Other, but task 'test-sweep' takes"):
         declare(sweep)
@@ -120,7 +124,7 @@ def test_scheduled_goes_above_task() -> None:
         declare(handler)  # type: ignore[arg-type]
 
 
-def test_a_schedule_name_is_declared_once(sweep: Task[Sweep]) -> None:
+def test_a_schedule_name_is_declared_once(sweep: SweepTask) -> None:
     payload = Sweep(older_than_days=1)
     scheduled("sweep", cron="0 3 * * *", time_zone="Etc/UTC", payload=payload)(sweep)
     with pytest.raises(InvalidSchedule, match="'sweep' is declared twice"):
@@ -128,7 +132,7 @@ def test_a_schedule_name_is_declared_once(sweep: Task[Sweep]) -> None:
 
 
 @pytest.mark.parametrize("time_zone", ["Europe/Berlinn", "CEST", "+02:00", "../etc/passwd", ""])
-def test_a_time_zone_outside_the_tz_database_is_refused(sweep: Task[Sweep], time_zone: str) -> None:
+def test_a_time_zone_outside_the_tz_database_is_refused(sweep: SweepTask, time_zone: str) -> None:
     payload = Sweep(older_than_days=1)
     scheduled("sweep", cron="0 3 * * *", time_zone=time_zone, payload=payload)(sweep)
     with pytest.raises(InvalidSchedule, match=r"schedule 'sweep': time zone .* is not a tz"):

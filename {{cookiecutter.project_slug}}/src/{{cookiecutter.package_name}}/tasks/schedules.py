@@ -24,7 +24,7 @@ every task's must.
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel
@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from .registry import Task
 
 P = TypeVar("P", bound=BaseModel)
+Dependencies = ParamSpec("Dependencies")
 
 # Cloud Scheduler's unix-cron fields, their bounds and names
 # (https://cloud.google.com/scheduler/docs/configuring/cron-job-schedules).
@@ -121,7 +122,7 @@ _schedules: dict[str, Schedule] = {}
 
 def scheduled(
     name: str, *, cron: str, time_zone: str, payload: BaseModel
-) -> Callable[[Task[P]], Task[P]]:
+) -> Callable[[Task[P, Dependencies]], Task[P, Dependencies]]:
     """Run the task below at each time `cron` names in `time_zone`, with `payload`.
 
     Put it above `@task(...)`. `name` is the schedule's own (its job is
@@ -136,7 +137,7 @@ def scheduled(
         )
     check_cron(cron)
 
-    def register(task: Task[P]) -> Task[P]:
+    def register(task: Task[P, Dependencies]) -> Task[P, Dependencies]:
         if not isinstance(task, Task):
             raise InvalidSchedule(f"schedule {name!r}: put @scheduled above @task(...)")
         if not isinstance(payload, task.payload_type):
