@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from .conftest import Answers, Render, rendered_files
-from .test_hooks import pre_gen
+from .hooks import pre_gen
 
 # Strings that only a feature's own code, dependencies and docs contain.
 FEATURE_TRACES: dict[str, tuple[str, ...]] = {
