@@ -5,6 +5,19 @@ from typing import Any
 
 from .hooks import pre_gen
 
+# The row with every feature on and the other answers away from their defaults.
+# The opt-in features need Cloud Tasks and Terraform, and none changes what the
+# others render, so they share this row rather than each adding one: every
+# other row has them off.
+EVERY_FEATURE: dict[str, Any] = {
+    "project_name": "Billing API",
+    "package_name": "billing",
+    "gcp_region": "us-central1",
+    "public_access": True,
+    "use_scheduler": True,
+    "use_pubsub": True,
+}
+
 # What each supported render answers differently from the defaults.
 SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {},
@@ -14,15 +27,7 @@ SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {"use_terraform": False},
     {"use_secret_manager": False, "use_cloud_tasks": False, "use_terraform": False},
     {"python_version": "3.11"},
-    # The opt-in features, together: each needs Cloud Tasks and Terraform on, and
-    # neither changes what the others render, so one row covers both switches.
-    {"use_scheduler": True, "use_pubsub": True},
-    {
-        "project_name": "Billing API",
-        "package_name": "billing",
-        "gcp_region": "us-central1",
-        "public_access": True,
-    },
+    EVERY_FEATURE,
 ]
 
 IDS = [

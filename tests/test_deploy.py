@@ -24,6 +24,7 @@ import yaml
 from cel_expr_python import cel
 
 from . import provider_schema
+from .combinations import EVERY_FEATURE
 from .conftest import TEMPLATE, Answers, Render
 
 MODULE = "deploy/terraform/modules/service"
@@ -141,8 +142,6 @@ SCHEMA_MISTAKES = [
     ("pubsub.tf", "max_delivery_attempts =", "max_deliveries =",
      "no argument or block 'max_deliveries'"),
 ]  # fmt: skip
-# A render with every feature, so that each file above is there.
-EVERY_FEATURE = {"use_scheduler": True, "use_pubsub": True}
 
 
 @pytest.mark.parametrize(("file", "text", "replacement", "report"), SCHEMA_MISTAKES)

@@ -13,6 +13,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from .combinations import EVERY_FEATURE
 from .conftest import Answers, Render, free_port, tool_env
 
 T = TypeVar("T")
@@ -81,7 +82,7 @@ def test_make_dev_fires_schedules_and_delivers_pubsub_messages(
     """The local Cloud Scheduler runs the committed schedule when asked, as
     `make dev` prints; where Google's Pub/Sub emulator can run, a message
     published to it reaches its subscriber."""
-    project = render({"use_scheduler": True, "use_pubsub": True})
+    project = render(EVERY_FEATURE)
     project.run("uv", "sync", "--locked")
     port = free_port()
     env = {
