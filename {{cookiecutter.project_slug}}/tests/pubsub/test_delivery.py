@@ -36,6 +36,22 @@ def test_a_published_message_reaches_its_subscriber(emulator: PubSubEmulator) ->
         assert forwarded.headers["authorization"].endswith(".SIGNATURE_REMOVED_BY_GOOGLE")
 
 
+def test_the_subscriber_logs_in_the_trace_the_publisher_sent(emulator: PubSubEmulator) -> None:
+    """Google's client libraries, tracing, put the publisher's traceparent in
+    the googclient_traceparent attribute; the subscriber's log lines join it."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with deployed(emulator, public=False) as deployment:
+        deployment.pubsub.publish(
+            deployment.topics["record-order"],
+            b'{"order_id": "A-2", "total_cents": 1}',
+            googclient_traceparent=f"00-{trace}-00f067aa0ba902b7-01",
+        )
+
+        wait_until(lambda: logged(deployment.service, "Recorded an order"))
+        (entry,) = logged(deployment.service, "Recorded an order")
+        assert entry["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace}"
+
+
 def test_a_failing_message_is_delivered_again_then_dead_lettered(
     emulator: PubSubEmulator, tmp_path: Path
 ) -> None:

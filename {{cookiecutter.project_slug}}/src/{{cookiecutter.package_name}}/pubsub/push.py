@@ -23,6 +23,12 @@ https://cloud.google.com/pubsub/docs/handling-failures):
 - 404: no subscriber of that name, as while a subscription created by
   Terraform waits for the code that handles it: retried, then dead-lettered.
 - 401/403/503: the token, as on the tasks' push endpoint.
+
+A message published with tracing on in Google's client libraries carries its
+publisher's trace in the `googclient_traceparent` attribute
+(https://cloud.google.com/pubsub/docs/open-telemetry-tracing): the subscriber
+logs in that trace, as a task's handler logs in the trace of the request that
+deferred it.
 """
 
 import base64
@@ -36,11 +42,14 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from ..logs import cap
 from ..tasks.push import authenticated
+from ..trace_context import current_trace, parse_traceparent
 from .subscribers import PubSubMessage, registered
 
 logger = logging.getLogger(__name__)
 
 PUSH_PATH = "/_pubsub"
+# Where Google's client libraries put the publisher's W3C traceparent.
+TRACEPARENT_ATTRIBUTE = "googclient_traceparent"
 
 # For Pub/Sub, not for callers: out of the OpenAPI schema, as the tasks' push is.
 router = APIRouter(prefix=PUSH_PATH, include_in_schema=False)
@@ -107,6 +116,8 @@ async def receive_message(name: str, request: Request) -> MessageOutcome:
             extra=context,
         )
         return MessageOutcome(status="discarded")
+    published_in = parse_traceparent(message.attributes.get(TRACEPARENT_ATTRIBUTE, ""))
+    trace = current_trace.set(published_in) if published_in else None
     try:
         await handler(event, message)
     except Exception:
@@ -119,4 +130,7 @@ async def receive_message(name: str, request: Request) -> MessageOutcome:
         raise HTTPException(
             status.HTTP_500_INTERNAL_SERVER_ERROR, "subscriber failed; Pub/Sub will retry"
         ) from None
+    finally:
+        if trace is not None:
+            current_trace.reset(trace)
     return MessageOutcome(status="done")
