@@ -50,6 +50,11 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "deploy/subscriptions.json": frozenset({"use_pubsub"}),
     "deploy/terraform/modules/service/pubsub.tf": frozenset({"use_pubsub"}),
     "tests/pubsub": frozenset({"use_pubsub"}),
+    "src/{package}/tracing.py": frozenset({"use_tracing"}),
+    "dev/local_google/cloud_trace.py": frozenset({"use_tracing"}),
+    "tests/test_tracing.py": frozenset({"use_tracing"}),
+    "tests/tasks/test_tracing.py": frozenset({"use_tracing"}),
+    "deploy/terraform/modules/service/tracing.tf": frozenset({"use_tracing"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")

@@ -108,6 +108,11 @@ LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
     "mypy==2.4.1": ("mypy", "mypyc"),
     "mypy-extensions==1.2.0": ("mypy_extensions",),
     "opentelemetry-api==1.45.2": ("opentelemetry",),
+    "opentelemetry-exporter-http-transport==0.66b2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-common==0.66b2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-proto-common==1.45.2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-proto-http==1.45.2": ("opentelemetry",),
+    "opentelemetry-proto==1.45.2": ("opentelemetry",),
     "opentelemetry-sdk==1.45.2": ("opentelemetry",),
     "opentelemetry-semantic-conventions==0.66b2": ("opentelemetry",),
     "orjson==3.13.0": ("orjson",),
@@ -153,9 +158,14 @@ TOOLCHAIN_MODULES = frozenset(
 PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
 PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
 SWITCHES = (
-    "use_secret_manager", "use_cloud_tasks", "use_terraform", "use_scheduler", "use_pubsub",
+    "use_secret_manager",
+    "use_cloud_tasks",
+    "use_tracing",
+    "use_terraform",
+    "use_scheduler",
+    "use_pubsub",
     "public_access",
-)  # fmt: skip
+)
 # What a switch needs on: scheduled tasks and Pub/Sub messages arrive on the
 # tasks' authenticated push endpoint, and Terraform creates their jobs and
 # subscriptions from the files the code writes.

@@ -14,6 +14,7 @@ EVERY_FEATURE: dict[str, Any] = {
     "package_name": "billing",
     "gcp_region": "us-central1",
     "public_access": True,
+    "use_tracing": True,
     "use_scheduler": True,
     "use_pubsub": True,
 }
@@ -22,7 +23,7 @@ EVERY_FEATURE: dict[str, Any] = {
 SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {},
     {"use_secret_manager": False},
-    {"use_cloud_tasks": False},
+    {"use_cloud_tasks": False, "use_tracing": True},
     {"use_secret_manager": False, "use_cloud_tasks": False},
     {"use_terraform": False},
     {"use_secret_manager": False, "use_cloud_tasks": False, "use_terraform": False},

@@ -1,12 +1,13 @@
 """A switched-off feature leaves nothing behind: no file, dependency, import,
 setting, route or word of documentation."""
 
+import json
 import re
 from collections.abc import Callable
 
 import pytest
 
-from .conftest import Answers, Render, rendered_files
+from .conftest import TEMPLATE, Answers, Render, rendered_files
 from .hooks import pre_gen
 
 # Strings that only a feature's own code, dependencies and docs contain.
@@ -22,10 +23,25 @@ FEATURE_TRACES: dict[str, tuple[str, ...]] = {
     "use_terraform": ("terraform", ".tfvars", "hashicorp"),
     "use_scheduler": ("scheduler", "@scheduled", "schedules.json", "cron"),
     "use_pubsub": ("pubsub", "Pub/Sub", "subscriber", "subscriptions.json", "/_pubsub"),
+    "use_tracing": (
+        "opentelemetry-sdk",
+        "opentelemetry.sdk",
+        "otlp",
+        "TRACES_ENDPOINT",
+        "TRACE_SAMPLE_RATE",
+        "cloudtrace",
+        "telemetry.googleapis.com",
+        "tracing.py",
+        "TracingMiddleware",
+    ),
 }
-# The switches that are off by default: the renders below turn them on, so that
-# switching another feature off is seen to take their traces of it along too.
-OPT_IN = {"use_scheduler": True, "use_pubsub": True}
+# The features the default render leaves out. The renders below turn them on,
+# so that switching another feature off is seen to take their traces of it too.
+OPT_IN = {
+    switch: True
+    for switch, default in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if default is False and switch in FEATURE_TRACES
+}
 
 
 def everything_but(switch: str) -> Answers:

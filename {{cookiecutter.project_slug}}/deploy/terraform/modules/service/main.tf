@@ -53,6 +53,10 @@ resource "google_project_service" "apis" {
 {% if cookiecutter.use_pubsub %}
     "pubsub.googleapis.com",
 {% endif %}
+{% if cookiecutter.use_tracing %}
+    "cloudtrace.googleapis.com",
+    "telemetry.googleapis.com",
+{% endif %}
   ])
   project            = var.project_id
   service            = each.value
