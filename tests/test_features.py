@@ -23,8 +23,10 @@ FEATURE_TRACES: dict[str, tuple[str, ...]] = {
     "use_terraform": ("terraform", ".tfvars", "hashicorp"),
     "use_scheduler": ("scheduler", "@scheduled", "schedules.json", "cron"),
     "use_pubsub": ("pubsub", "Pub/Sub", "subscriber", "subscriptions.json", "/_pubsub"),
+    # Not "opentelemetry-sdk": google-cloud-pubsub, a dev dependency with
+    # use_pubsub, needs the SDK in the lock itself. Tracing's own dependencies
+    # are the OTLP exporter's.
     "use_tracing": (
-        "opentelemetry-sdk",
         "opentelemetry.sdk",
         "otlp",
         "TRACES_ENDPOINT",
