@@ -54,6 +54,7 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "dev/local_google/cloud_trace.py": frozenset({"use_tracing"}),
     "tests/test_tracing.py": frozenset({"use_tracing"}),
     "tests/tasks/test_tracing.py": frozenset({"use_tracing"}),
+    "tests/pubsub/test_tracing.py": frozenset({"use_tracing"}),
     "deploy/terraform/modules/service/tracing.tf": frozenset({"use_tracing"}),
 }
 

@@ -73,11 +73,16 @@ class Deployment:
 
 @contextmanager
 def deployed(
-    emulator: PubSubEmulator, *, public: bool, subscriptions: Path = SUBSCRIPTIONS
+    emulator: PubSubEmulator,
+    *,
+    public: bool,
+    subscriptions: Path = SUBSCRIPTIONS,
+    **settings: str,
 ) -> Iterator[Deployment]:
-    """The service as the deployment runs it, its subscriptions as Terraform
-    makes them from `subscriptions` (under a fresh prefix: the emulator
-    outlives each test), with sub-second backoff and 5 deliveries at most."""
+    """The service as the deployment runs it, with `settings` on top, its
+    subscriptions as Terraform makes them from `subscriptions` (under a fresh
+    prefix: the emulator outlives each test), with sub-second backoff and 5
+    deliveries at most."""
     port = free_port()
     prefix = f"svc-{uuid.uuid4().hex[:8]}"
     with LocalIssuer() as issuer:
@@ -94,6 +99,7 @@ def deployed(
             "TASKS_OIDC_CERTS_URL": issuer.certs_url,
             "TASKS_WARM_UP": "false",
             **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
+            **settings,
         }
         with (
             front_end,

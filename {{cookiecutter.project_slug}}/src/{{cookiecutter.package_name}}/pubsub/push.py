@@ -26,9 +26,9 @@ https://cloud.google.com/pubsub/docs/handling-failures):
 
 A message published with tracing on in Google's client libraries carries its
 publisher's trace in the `googclient_traceparent` attribute
-(https://cloud.google.com/pubsub/docs/open-telemetry-tracing): the subscriber
-logs in that trace, as a task's handler logs in the trace of the request that
-deferred it.
+(https://cloud.google.com/pubsub/docs/open-telemetry-tracing): the
+subscriber runs and logs in that trace, as a task's handler does in the trace
+of the request that deferred it.
 """
 
 import base64
@@ -38,6 +38,8 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from ..logs import cap
@@ -46,6 +48,7 @@ from ..trace_context import current_trace, parse_traceparent
 from .subscribers import PubSubMessage, registered
 
 logger = logging.getLogger(__name__)
+_tracer = otel_trace.get_tracer(__name__)
 
 PUSH_PATH = "/_pubsub"
 # Where Google's client libraries put the publisher's W3C traceparent.
@@ -116,10 +119,27 @@ async def receive_message(name: str, request: Request) -> MessageOutcome:
             extra=context,
         )
         return MessageOutcome(status="discarded")
-    published_in = parse_traceparent(message.attributes.get(TRACEPARENT_ATTRIBUTE, ""))
+    # The publisher's trace, if it sent one: the run's span continues it (with
+    # tracing on), and so do the log lines (either way).
+    traceparent = message.attributes.get(TRACEPARENT_ATTRIBUTE, "")
+    published_in = parse_traceparent(traceparent)
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        if published_in
+        else None
+    )
     trace = current_trace.set(published_in) if published_in else None
     try:
-        await handler(event, message)
+        with _tracer.start_as_current_span(
+            f"process message {name}",
+            context=parent,
+            kind=otel_trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "gcp_pubsub",
+                "messaging.message.id": message.message_id,
+            },
+        ):
+            await handler(event, message)
     except Exception:
         logger.exception(
             "Subscriber %r failed on delivery %s; Pub/Sub will deliver again",
