@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -25,6 +26,7 @@ from pytest_cookies.plugin import Cookies
 from uv import find_uv_bin
 
 from .combinations import IDS, SUPPORTED_COMBINATIONS
+from .containers import Containers, missing_tools, prepare_base_images
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 
@@ -192,3 +194,43 @@ def isolated_tool(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return isolated_tool("checkov", tmp_path_factory)
+
+
+# The default render's image, built once per session for the container and
+# budget tests (tests/containers.py says how, without a Docker engine).
+IMAGE_TAG = "localhost/rendered-service:test"
+
+
+@pytest.fixture(scope="session")
+def containers(tmp_path_factory: pytest.TempPathFactory) -> Containers:
+    if missing := missing_tools():
+        reason = f"cannot build images here: missing {', '.join(missing)}"
+        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Containers(tmp_path_factory.mktemp("containers"))
+
+
+@pytest.fixture(scope="session")
+def image_context(
+    render: Callable[[Answers], Render], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the default render, with what must never reach the image
+    planted where a careless build context would take it."""
+    copy = tmp_path_factory.mktemp("image-context") / "service"
+    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv"))
+    (copy / ".env").write_text("API_KEY=do-not-ship\n")
+    (copy / ".git").mkdir(exist_ok=True)
+    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return copy
+
+
+@pytest.fixture(scope="session")
+def image(containers: Containers, image_context: Path) -> str:
+    started = time.monotonic()
+    prepare_base_images(containers, image_context / "Dockerfile")
+    record_figure("container: base images ready", f"{time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    containers.build(image_context, IMAGE_TAG)
+    record_figure("container: image build", f"{time.monotonic() - started:.0f} s")
+    return IMAGE_TAG

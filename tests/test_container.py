@@ -6,7 +6,6 @@ sets REQUIRE_CONTAINER_TESTS=1 so that there a missing tool fails instead.
 """
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,45 +22,9 @@ from .conftest import (
     record_figure,
     wait_until_healthy,
 )
-from .containers import Containers, missing_tools, prepare_base_images
+from .containers import Containers
 
-TAG = "localhost/rendered-service:test"
 DEPENDENCY_STEP = "RUN uv sync --locked --no-dev --no-install-project"
-
-
-@pytest.fixture(scope="session")
-def containers(tmp_path_factory: pytest.TempPathFactory) -> Containers:
-    if missing := missing_tools():
-        reason = f"cannot build images here: missing {', '.join(missing)}"
-        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Containers(tmp_path_factory.mktemp("containers"))
-
-
-@pytest.fixture(scope="session")
-def image_context(
-    render: Callable[[Answers], Render], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """A copy of the default render, with what must never reach the image
-    planted where a careless build context would take it."""
-    copy = tmp_path_factory.mktemp("image-context") / "service"
-    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv"))
-    (copy / ".env").write_text("API_KEY=do-not-ship\n")
-    (copy / ".git").mkdir(exist_ok=True)
-    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    return copy
-
-
-@pytest.fixture(scope="session")
-def image(containers: Containers, image_context: Path) -> str:
-    started = time.monotonic()
-    prepare_base_images(containers, image_context / "Dockerfile")
-    record_figure("container: base images ready", f"{time.monotonic() - started:.0f} s")
-    started = time.monotonic()
-    containers.build(image_context, TAG)
-    record_figure("container: image build", f"{time.monotonic() - started:.0f} s")
-    return TAG
 
 
 @pytest.fixture
