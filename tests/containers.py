@@ -139,11 +139,25 @@ class Containers:
 
     def build(self, context: Path, tag: str) -> str:
         """Build with layer caching; returns buildah's output (to see what was cached)."""
-        result = self.run(
-            "buildah", "bud", "--isolation", "chroot", "--network", "host", "--pull=never",
-            "--layers", "-t", tag, str(context),
-        )  # fmt: skip
+        try:
+            result = self.run(
+                "buildah", "bud", "--isolation", "chroot", "--network", "host", "--pull=never",
+                "--layers", "-t", tag, str(context),
+            )  # fmt: skip
+        finally:
+            self.remove_working_containers()
         return result.stdout + result.stderr
+
+    def remove_working_containers(self) -> None:
+        """buildah keeps the working container of a `COPY --from` stage, with
+        its file system mounted: a mount under a temporary directory that
+        nothing could delete."""
+        self.run("buildah", "rm", "--all", check=False)
+
+    def close(self) -> None:
+        """Remove every container, so that no mount outlives the session."""
+        self.run("podman", "rm", "--all", "--force", check=False)
+        self.remove_working_containers()
 
     def image_size(self, name: str) -> int:
         return int(self.run("podman", "image", "inspect", "--format", "{{.Size}}", name).stdout)
