@@ -41,6 +41,7 @@ from common import (
     Summary,
     free_port,
     machine,
+    marked_sections,
     render,
     requirements_env,
     sync_project,
@@ -422,7 +423,9 @@ def report(results: dict[str, Any], out: Path) -> str:
         ),
     ]
     text = "\n".join(lines) + "\n"
-    out.write_text(text)
+    # What other benchmarks wrote into the page (bench_container.py's section) stays.
+    kept = marked_sections(out.read_text()) if out.exists() else {}
+    out.write_text("\n".join([text, *kept.values()]))
     return text
 
 
