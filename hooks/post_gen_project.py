@@ -34,6 +34,8 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "tests/tasks": frozenset({"use_cloud_tasks"}),
     "deploy/terraform": frozenset({"use_terraform"}),
     "deploy/terraform/modules/service/secrets.tf": frozenset({"use_secret_manager"}),
+    "deploy/terraform/secrets.auto.tfvars": frozenset({"use_secret_manager"}),
+    "tests/secrets/test_terraform.py": frozenset({"use_terraform"}),
     "deploy/terraform/modules/service/tasks.tf": frozenset({"use_cloud_tasks"}),
 }
 
@@ -65,12 +67,17 @@ def remove_disabled_features(project: Path, context: Mapping[str, Any]) -> None:
             target.unlink(missing_ok=True)
 
 
+def lock_blocks(lock_text: str) -> list[str]:
+    """A `uv.lock` as its header, then one block per `[[package]]`."""
+    return _PACKAGE_BLOCK_SPLIT.split(lock_text.rstrip("\n"))
+
+
 def sort_lock_packages(lock_text: str) -> str:
     """Put the service's own package where `uv lock` would: sorted by name.
 
     The template keeps it first because its name is only known at render time.
     """
-    header, *blocks = _PACKAGE_BLOCK_SPLIT.split(lock_text.rstrip("\n"))
+    header, *blocks = lock_blocks(lock_text)
 
     def name(block: str) -> str:
         match = _NAME.search(block)

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 
 import httpx
 from cookiecutter.main import cookiecutter
@@ -47,14 +48,26 @@ HOOK = TEMPLATE / "hooks" / "pre_gen_project.py"
 DEPENDENCY_SWITCHES: tuple[str, ...] = ("use_secret_manager", "use_cloud_tasks")
 RENDER_SLUG = "relock-probe"
 SLUG_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
-_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")
 
 Combo = tuple[bool, ...]
 
 
+def _post_gen_hook() -> ModuleType:
+    """The post-generation hook as a module: it owns how a lock is split and sorted."""
+    spec = importlib.util.spec_from_file_location(
+        "post_gen", TEMPLATE / "hooks" / "post_gen_project.py"
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load hooks/post_gen_project.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    return hook
+
+
 def split_blocks(lock_text: str) -> list[str]:
     """The header, then one block per `[[package]]`, without separators."""
-    return _BLOCK_SPLIT.split(lock_text.rstrip("\n"))
+    blocks: list[str] = _post_gen_hook().lock_blocks(lock_text)
+    return blocks
 
 
 def canonical(lock_text: str) -> str:
@@ -64,15 +77,8 @@ def canonical(lock_text: str) -> str:
 
     `uv lock` leaves an up-to-date lock file as it is, so it must start from this.
     """
-    spec = importlib.util.spec_from_file_location(
-        "post_gen", TEMPLATE / "hooks" / "post_gen_project.py"
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load hooks/post_gen_project.py")
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
     collapsed = re.sub(r"\n+(?=\[\[package\]\]\n)", "\n\n", lock_text.strip("\n"))
-    sorted_lock: str = hook.sort_lock_packages(collapsed)
+    sorted_lock: str = _post_gen_hook().sort_lock_packages(collapsed)
     return sorted_lock
 
 

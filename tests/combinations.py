@@ -3,6 +3,8 @@ type-checked and tested in CI. A new switch adds rows here."""
 
 from typing import Any
 
+from .hooks import pre_gen
+
 # What each supported render answers differently from the defaults.
 SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {},
@@ -25,4 +27,5 @@ IDS = [
     for answers in SUPPORTED_COMBINATIONS
 ]
 
-PYTHON_VERSIONS = ["3.14", "3.13", "3.12", "3.11"]
+# The pre-generation hook's list, which cookiecutter.json's choices must match.
+PYTHON_VERSIONS = list(pre_gen.PYTHON_VERSIONS)

@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -38,6 +37,7 @@ from xdist.scheduler import LoadScopeScheduling
 
 from .combinations import IDS, SUPPORTED_COMBINATIONS
 from .containers import Containers, missing_tools, prepare_base_images
+from .hooks import post_gen
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 
@@ -182,8 +182,7 @@ def tool_env(env_dir: Path) -> dict[str, str]:
 
 def dependency_key(project: Path) -> str:
     """Renders whose locks differ only in the project's own name share an environment."""
-    lock = (project / "uv.lock").read_text()
-    blocks = re.split(r"\n\n(?=\[\[package\]\]\n)", lock)
+    blocks = post_gen.lock_blocks((project / "uv.lock").read_text())
     third_party = [b for b in blocks if 'source = { editable = "." }' not in b]
     return hashlib.sha256("\n\n".join(third_party).encode()).hexdigest()[:16]
 

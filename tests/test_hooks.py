@@ -1,7 +1,6 @@
 """The generation hooks: bad answers are refused with a clear message and
 nothing is written; a broken render is caught, naming the file."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -12,27 +11,13 @@ import tomllib
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from cookiecutter.main import cookiecutter
 
 from .conftest import TEMPLATE, Answers, Render, record_figure
-
-
-def load_hook(name: str) -> ModuleType:
-    """A hook file as a module, the way cookiecutter-django tests its hooks."""
-    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pre_gen = load_hook("pre_gen_project")
-post_gen = load_hook("post_gen_project")
+from .hooks import post_gen, pre_gen
 
 
 def run_cookiecutter(output: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -516,3 +501,10 @@ def test_next_steps_are_printed(rendered_copy: Path) -> None:
     steps = post_gen.next_steps(rendered_copy, context_for(rendered_copy))
     for step in ("cd service", "make dev", "make test", "Deploy"):
         assert step in steps
+
+
+def test_the_choices_of_python_are_the_hooks() -> None:
+    """cookiecutter.json offers exactly the versions the hook accepts (and the
+    tests render: tests/combinations.py reads the hook's list)."""
+    choices = json.loads((TEMPLATE / "cookiecutter.json").read_text())["python_version"]
+    assert tuple(choices) == pre_gen.PYTHON_VERSIONS

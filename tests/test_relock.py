@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 from .conftest import TEMPLATE, Answers, Render
-from .test_hooks import pre_gen
+from .hooks import pre_gen
 
 
 def load_script(name: str) -> ModuleType:

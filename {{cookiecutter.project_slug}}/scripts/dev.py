@@ -62,6 +62,7 @@ def main() -> None:
         reload_dirs=[str(PROJECT_ROOT / "src")],
         log_config=build_log_config(settings),
         access_log=False,
+        proxy_headers=False,  # the app reads Google's forwarding headers itself
     )
     server = uvicorn.Server(config)
     Reloader(config, target=server.run, sockets=[config.bind_socket()]).run()

@@ -1,6 +1,8 @@
 """The real server process: startup, structured logs on stdout, graceful SIGTERM."""
 
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 # The service with one slow route, served by the same `serve()` as production.
 SLOW_APP = """
 import asyncio
+import logging
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.server import serve
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -25,6 +28,7 @@ app = create_app(settings)
 
 @app.get("/slow")
 async def slow(seconds: float) -> dict[str, str]:
+    logging.getLogger("test").warning("slow request in flight")
     await asyncio.sleep(seconds)
     return {"status": "done"}
 
@@ -37,11 +41,14 @@ def test_sigterm_lets_the_in_flight_request_finish() -> None:
         result: dict[str, httpx.Response] = {}
 
         def call_slow() -> None:
-            result["response"] = httpx.get(f"{server.url}/slow?seconds=1.5", timeout=10)
+            result["response"] = httpx.get(f"{server.url}/slow?seconds=1.5", timeout=20)
 
         caller = threading.Thread(target=call_slow)
         caller.start()
-        time.sleep(0.5)  # the request is now in flight
+        deadline = time.monotonic() + 10
+        while not any("slow request in flight" in line for line in server.lines):
+            assert time.monotonic() < deadline, "the request never reached the app"
+            time.sleep(0.02)
         code = server.terminate()
         caller.join(timeout=10)
 
@@ -82,3 +89,66 @@ def test_without_environment_the_service_refuses_to_start(tmp_path: Path) -> Non
         "Cannot start: Invalid settings: ENVIRONMENT: Field required "
         "(local, dev, staging, prod)" in str(refused.value)
     )
+
+
+BROKEN_APP = """
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.server import serve
+from {{ cookiecutter.package_name }}.settings import Settings
+
+settings = Settings()
+app = create_app(settings)
+
+@app.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("boom")
+
+serve(app, settings)
+"""
+
+
+def test_an_unhandled_exception_is_one_line_error_reporting_groups() -> None:
+    """Error Reporting groups a JSON entry of type ReportedErrorEvent whose
+    stack_trace holds the traceback, by serviceContext (Cloud Run's K_SERVICE
+    and K_REVISION)."""
+    env = {"LOG_FORMAT": "json", "K_SERVICE": "svc", "K_REVISION": "svc-00042-abc"}
+    with ServerProcess(env=env, command=[sys.executable, "-c", BROKEN_APP]) as server:
+        assert httpx.get(f"{server.url}/boom").status_code == 500
+        assert server.terminate() == 0
+
+    entries = [json.loads(line) for line in server.lines]
+    (error,) = [e for e in entries if "stack_trace" in e]
+    assert error["@type"].endswith("clouderrorreporting.v1beta1.ReportedErrorEvent")
+    assert error["severity"] == "ERROR"
+    assert error["stack_trace"].startswith("Traceback (most recent call last):")
+    assert error["stack_trace"].endswith("RuntimeError: boom")
+    assert error["serviceContext"] == {"service": "svc", "version": "svc-00042-abc"}
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"ENVIRONMENT": "prod", "PORT": "eighty"}, "PORT"),
+        ({"ENVIRONMENT": "staging", "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_a_startup_failure_is_one_json_line(
+    env: dict[str, str], names: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}"]
+    done = subprocess.run(
+        command,
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    (entry,) = [json.loads(line) for line in lines]
+    assert entry["severity"] == "CRITICAL"
+    assert entry["message"].startswith("Cannot start: Invalid settings: ")
+    assert names in entry["message"]

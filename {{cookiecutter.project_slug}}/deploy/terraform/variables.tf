@@ -56,7 +56,7 @@ variable "github_repository_owner_id" {
 
 variable "secrets" {
   type        = list(string)
-  description = "Secret names the service declares in settings.py (without the environment prefix)."
+  description = "Secret names the service declares in settings.py (without the environment prefix): secrets.auto.tfvars."
   default     = []
 }
 

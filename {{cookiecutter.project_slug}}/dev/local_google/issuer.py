@@ -5,11 +5,12 @@ to a service, and that callers of a private Cloud Run service send, with keys
 whose certificates it publishes at https://www.googleapis.com/oauth2/v1/certs
 (key ID to PEM certificate, with a Cache-Control max-age). This issuer signs
 with a key generated at start and serves its certificate in the same shape at
-`certs_url`, where a service that verifies tokens can fetch it. The claims are those of a Google-issued ID token
-for a service account
+`certs_url`, where a service that verifies tokens can fetch it. The claims are
+those of a Google-issued ID token for a service account
 (https://cloud.google.com/docs/authentication/token-types#id-contents).
 """
 
+import base64
 import json
 import threading
 import time
@@ -79,6 +80,16 @@ class LocalIssuer:
         claims.update(overrides)
         token: bytes = jwt.encode(self._signer, claims)  # type: ignore[no-untyped-call]
         return token.decode()
+
+    def signed(self, header: Mapping[str, Any], claims: Any) -> str:
+        """A token of exactly `header` and `claims`, signed with this issuer's key
+        (for tests of what a verifier does with strange but signed tokens)."""
+        segments = [
+            base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=")
+            for part in (header, claims)
+        ]
+        signature = self._signer.sign(b".".join(segments))
+        return b".".join([*segments, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
 
     def verify(self, token: str, audiences: Collection[str]) -> Mapping[str, Any]:
         """The claims of a token this issuer signed for one of `audiences`;

@@ -14,14 +14,17 @@ def main() -> None:
     # process imports pydantic and the app (see secrets_prefetch.py).
     prefetch = SecretPrefetch.start()
 {% endif %}
+    from .logs import configure_logging, startup_failure
     from .settings import InvalidSettings, settings_from_environment
 
     try:
         settings = settings_from_environment()
     except InvalidSettings as error:
-        sys.exit(f"Cannot start: {error}")
+        startup_failure(f"Cannot start: {error}")
+        sys.exit(1)
+    configure_logging(settings)
 {% if cookiecutter.use_secret_manager %}
-    from .secrets import PendingSecrets
+    from .secrets import PendingSecrets, SecretsError
     from .settings import Secrets
 
     # Tell the child which secrets to read as soon as the settings are known.
@@ -31,7 +34,15 @@ def main() -> None:
     from .server import serve
 
 {% if cookiecutter.use_secret_manager %}
-    serve(create_app(settings, secrets=secrets), settings)
+    app = create_app(settings, secrets=secrets)
+    try:
+        # Before the server starts, so that a missing secret is one clear line,
+        # not a traceback from inside the lifespan (which reuses the result).
+        secrets.result()
+    except SecretsError as error:
+        startup_failure(f"Cannot start: {error}")
+        sys.exit(1)
+    serve(app, settings)
 {% else %}
     serve(create_app(settings), settings)
 {% endif %}

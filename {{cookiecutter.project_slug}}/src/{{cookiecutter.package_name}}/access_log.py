@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .logs import cap
 from .trace_context import current_trace, trace_from_headers
 
 ACCESS_LOGGER: Final = "{{ cookiecutter.package_name }}.access"
@@ -65,12 +66,14 @@ class RequestLogMiddleware:
             level = logging.WARNING
         if not self.logger.isEnabledFor(level):
             return
+        # What the caller chose (path, query, agent) is capped and escaped.
         path = scope.get("path", "")
         if query := scope.get("query_string", b""):
             path = f"{path}?{query.decode('latin-1')}"
+        path = cap(path, 2048)
         client = scope.get("client")
         request: dict[str, Any] = {
-            "requestMethod": scope.get("method", ""),
+            "requestMethod": cap(scope.get("method", ""), 20),
             "requestUrl": path,
             "status": status,
             "responseSize": str(size),
@@ -78,7 +81,7 @@ class RequestLogMiddleware:
             "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
         }
         if user_agent:
-            request["userAgent"] = user_agent
+            request["userAgent"] = cap(user_agent, 512)
         if client:
             request["remoteIp"] = client[0]
         # makeRecord + handle rather than log(): the caller's location is known,

@@ -12,13 +12,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from .access_log import RequestLogMiddleware
-{% if cookiecutter.use_cloud_tasks %}
-from .api import health, signups
-{% else %}
-from .api import health
-{% endif %}
+from .api import ROUTERS
+from .forwarded import CloudRunForwarding
+from .request_limits import RequestSizeLimit, validation_error
 {% if cookiecutter.use_secret_manager %}
 from .secrets import PendingSecrets
 from .settings import Secrets, Settings
@@ -28,29 +27,34 @@ from .settings import Settings
 {% if cookiecutter.use_cloud_tasks %}
 from .tasks import push
 from .tasks.auth import CertificateCache, OidcVerifier
-from .tasks.client import task_queue
+from .tasks.client import Queue, task_queue
 {% endif %}
 
 
-{% if cookiecutter.use_secret_manager %}
 def create_app(
-    settings: Settings | None = None, *, secrets: PendingSecrets[Secrets] | None = None
+    settings: Settings | None = None,
+{% if cookiecutter.use_secret_manager or cookiecutter.use_cloud_tasks %}
+    *,
+{% endif %}
+{% if cookiecutter.use_secret_manager %}
+    secrets: PendingSecrets[Secrets] | None = None,
+{% endif %}
+{% if cookiecutter.use_cloud_tasks %}
+    queue: Queue | None = None,
+{% endif %}
 ) -> FastAPI:
     """Build the app. Nothing here does I/O: that waits for the lifespan.
 
-    `settings` default to the environment's (as for `uvicorn --factory`);
+    `settings` default to the environment's (as for `uvicorn --factory`).
+{% if cookiecutter.use_secret_manager %}
     `secrets` is a read of the secrets already under way (the entry point
     starts one before it imports this module), else the lifespan starts one.
-    """
-    settings = settings or Settings()
-{% else %}
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. Nothing here does I/O: that waits for the lifespan.
-
-    `settings` default to the environment's (as for `uvicorn --factory`).
-    """
-    settings = settings or Settings()
 {% endif %}
+{% if cookiecutter.use_cloud_tasks %}
+    `queue` receives what `.defer()` sends, instead of Cloud Tasks (tests).
+{% endif %}
+    """
+    settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {% endif %}
 {% if cookiecutter.use_cloud_tasks %}
             # The queue's client is created in the background, off the startup path.
-            await clients.enter_async_context(task_queue(settings))
+            await clients.enter_async_context(task_queue(settings, queue))
             app.state.task_verifier = OidcVerifier(
                 audience=settings.oidc_audience,
                 invoker_email=settings.invoker_email,
@@ -77,23 +81,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
             app.state.ready = False
 
+    docs = settings.serves_api_docs
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
         description="{{ cookiecutter.description }}",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
         # FastAPI's native OpenTelemetry hooks cost a provider lookup on every
         # request even with nothing configured. Logs already carry Cloud Trace's
         # trace ID (logs.py); to export spans too, configure an OpenTelemetry SDK
         # and pass its providers here instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        exception_handlers={RequestValidationError: validation_error},
     )
     app.state.settings = settings
     app.state.ready = False
+    # Outermost last: the client's address is known before the access log
+    # starts, and an oversized request is logged like any other.
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
-    app.include_router(health.router)
+    app.add_middleware(CloudRunForwarding, hops=settings.forwarded_hops)
+    for router in ROUTERS:
+        app.include_router(router)
 {% if cookiecutter.use_cloud_tasks %}
-    app.include_router(signups.router)
-    app.include_router(push.router)
+    # After the routers: their modules have registered their tasks by now.
+    app.include_router(push.task_router())
 {% endif %}
     return app

@@ -34,6 +34,7 @@ prefetch (`secrets_prefetch.py`), finished by the app's lifespan.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -68,6 +69,10 @@ class SecretSettings(BaseSettings):
     Sources, highest priority first: constructor arguments (where
     `PendingSecrets` passes what it read from Secret Manager), environment
     variables, `.env`, then the declared defaults.
+
+    A field declared `SecretManager(...)` must be a `SecretStr` (or
+    `SecretStr | None`): the class is refused otherwise, as it is defined,
+    because any other type would print the value in reprs, logs and errors.
     """
 
     model_config = SettingsConfigDict(
@@ -84,6 +89,21 @@ class SecretSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, field in cls.model_fields.items():
+            if any(
+                isinstance(m, SecretManager) for m in field.metadata
+            ) and field.annotation not in (
+                SecretStr,
+                SecretStr | None,
+            ):
+                raise TypeError(
+                    f"{cls.__name__}.{name} is declared a Secret Manager secret, so it must be "
+                    f"a SecretStr, not {field.annotation}: any other type prints its value"
+                )
 
 
 S = TypeVar("S", bound=SecretSettings)
@@ -125,6 +145,7 @@ class PendingSecrets(Generic[S]):
     ) -> None:
         self.model = model
         self.source = source
+        self._result: S | None = None
         self._paths = secrets_to_read(model, source)
         self._prefetch = prefetch
         if prefetch is not None:
@@ -137,14 +158,33 @@ class PendingSecrets(Generic[S]):
     def result(self) -> S:
         """The settings object with its secrets. Blocking (gRPC calls in a small
         thread pool): from async code, run it with `asyncio.to_thread`.
-        Raises `SecretsError` if any secret cannot be read."""
+        Raises `SecretsError` if any secret cannot be read. Read once: later
+        calls return the same object."""
+        if self._result is None:
+            self._result = self._read()
+        return self._result
+
+    def _read(self) -> S:
         values: dict[str, Any] = {}  # constructor arguments: pydantic-settings' init source
         if self._paths:
             prefetched = self._prefetch.values(self._paths) if self._prefetch else None
             values.update(
                 prefetched if prefetched is not None else fetch_secrets(self.source, self._paths)
             )
-        return self.model(**values)
+        try:
+            return self.model(**values)
+        except ValidationError as error:
+            # pydantic's own message would quote each rejected value: a secret.
+            problems = [
+                f"{'.'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+                for problem in error.errors(
+                    include_input=False, include_url=False, include_context=False
+                )
+            ]
+            raise SecretsError(
+                f"Invalid secrets for environment '{self.source.environment}': "
+                + "; ".join(problems)
+            ) from None
 
 
 def load_secrets(model: type[S], source: SecretSource) -> S:

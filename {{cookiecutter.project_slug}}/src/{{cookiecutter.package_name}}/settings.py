@@ -83,6 +83,47 @@ class Settings(BaseSettings):
             "included) has this long to finish."
         ),
     )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description=(
+            "Largest request body accepted (413 above it, refused before or while "
+            "it is read). Cloud Run allows 32 MiB; a few of those at once would "
+            "not fit in the instance's memory."
+        ),
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request line and headers accepted (431 above it).",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection must send a request's headers within this (408).",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request's body must arrive within this once its headers have (408).",
+    )
+    forwarded_hops: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "How many X-Forwarded-For entries Google appends: 1 on Cloud Run, 2 behind "
+            "an external Application Load Balancer. The client's address is that "
+            "entry from the right (forwarded.py)."
+        ),
+    )
+    api_docs: bool | None = Field(
+        default=None,
+        description=(
+            "Serve /docs, /redoc and /openapi.json. Default: in `local` and `dev`, "
+            "not in `staging` and `prod`, where the schema would show every caller "
+            "the whole surface of the API, internal routes and error shapes included."
+        ),
+    )
     graceful_shutdown_seconds: int = Field(
         default=8,
         description=(
@@ -146,8 +187,15 @@ class Settings(BaseSettings):
 {% endif %}
 
     @property
+    def serves_api_docs(self) -> bool:
+        if self.api_docs is not None:
+            return self.api_docs
+        return self.environment in (Environment.LOCAL, Environment.DEV)
+
+    @property
     def json_logs(self) -> bool:
-        """Cloud Logging wants one JSON object per line; people want text."""
+        """Cloud Logging wants one JSON object per line; people want text.
+        (The same rule as `logs.wants_json`, which reads the environment.)"""
         if self.log_format is not None:
             return self.log_format == "json"
         return self.environment is not Environment.LOCAL

@@ -6,7 +6,7 @@ from typing import Annotated
 import grpc
 import pytest
 from local_google.secret_manager import LocalSecretManager
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from {{ cookiecutter.package_name }}.secrets import (
     SecretManager,
@@ -14,10 +14,10 @@ from {{ cookiecutter.package_name }}.secrets import (
     SecretSettings,
     load_secrets,
 )
-from {{ cookiecutter.package_name }}.settings import Secrets, Settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..serving import free_port
-from .conftest import PROJECT, secret_path
+from .conftest import PROJECT, ApiKey, secret_path
 
 VALUE = "must-never-be-printed"
 
@@ -25,7 +25,7 @@ VALUE = "must-never-be-printed"
 def load_error(settings: Settings) -> tuple[str, float]:
     started = time.monotonic()
     with pytest.raises(SecretsError) as raised:
-        load_secrets(Secrets, settings.secret_source)
+        load_secrets(ApiKey, settings.secret_source)
     return str(raised.value), time.monotonic() - started
 
 
@@ -92,7 +92,7 @@ def test_a_transient_error_is_retried(
     secret_manager.faults.fail_next(grpc.StatusCode.UNAVAILABLE, times=2)
 
     assert (
-        load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "eventually"
+        load_secrets(ApiKey, dev_settings.secret_source).api_key.get_secret_value() == "eventually"
     )
 
 
@@ -124,7 +124,7 @@ def test_a_damaged_payload_is_read_again(
     secret_manager.put(secret_path("dev", "api-key"), "intact")
     secret_manager.corrupt_next(secret_path("dev", "api-key"))
 
-    assert load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "intact"
+    assert load_secrets(ApiKey, dev_settings.secret_source).api_key.get_secret_value() == "intact"
     assert len(secret_manager.log.requests("AccessSecretVersion")) == 2
 
 
@@ -142,3 +142,25 @@ def test_a_payload_damaged_every_time_stops_startup(
     assert VALUE not in message
     assert VALUE[1:] not in message
     assert elapsed < 3.0
+
+
+def test_a_secret_declared_with_another_type_is_refused_at_once() -> None:
+    with pytest.raises(TypeError, match=r"PlainSecret.token .* must be a SecretStr"):
+
+        class PlainSecret(SecretSettings):
+            token: Annotated[str, SecretManager("token")]
+
+
+class ConstrainedSecret(SecretSettings):
+    api_key: Annotated[SecretStr, SecretManager("api-key"), Field(min_length=32)]
+
+
+def test_a_secret_that_fails_validation_is_not_quoted(
+    secret_manager: LocalSecretManager, dev_settings: Settings
+) -> None:
+    secret_manager.put(secret_path("dev", "api-key"), VALUE)
+
+    with pytest.raises(SecretsError, match="API_KEY: Value should have at least 32") as raised:
+        load_secrets(ConstrainedSecret, dev_settings.secret_source)
+    assert VALUE not in str(raised.value)
+    assert "input" not in str(raised.value)

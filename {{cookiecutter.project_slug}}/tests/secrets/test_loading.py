@@ -14,9 +14,9 @@ from {{ cookiecutter.package_name }}.secrets import (
     load_secrets,
     secret_version_path,
 )
-from {{ cookiecutter.package_name }}.settings import Environment, Secrets, Settings
+from {{ cookiecutter.package_name }}.settings import Environment, Settings
 
-from .conftest import secret_path
+from .conftest import ApiKey, secret_path
 
 ACCESS = "AccessSecretVersion"
 
@@ -38,7 +38,7 @@ def test_dev_reads_its_own_secret(
     secret_manager.put(secret_path("dev", "api-key"), "dev-value")
     secret_manager.put(secret_path("staging", "api-key"), "staging-value")
 
-    secrets = load_secrets(Secrets, dev_settings.secret_source)
+    secrets = load_secrets(ApiKey, dev_settings.secret_source)
 
     assert secrets.api_key.get_secret_value() == "dev-value"
     (request,) = secret_manager.log.requests(ACCESS)
@@ -51,9 +51,7 @@ def test_staging_reads_staging_secret(
     secret_manager.put(secret_path("staging", "api-key"), "staging-value")
     staging = dev_settings.model_copy(update={"environment": Environment.STAGING})
 
-    assert (
-        load_secrets(Secrets, staging.secret_source).api_key.get_secret_value() == "staging-value"
-    )
+    assert load_secrets(ApiKey, staging.secret_source).api_key.get_secret_value() == "staging-value"
 
 
 def test_latest_is_the_newest_version(
@@ -62,7 +60,7 @@ def test_latest_is_the_newest_version(
     secret_manager.put(secret_path("dev", "api-key"), "old")
     secret_manager.put(secret_path("dev", "api-key"), "new")
 
-    assert load_secrets(Secrets, dev_settings.secret_source).api_key.get_secret_value() == "new"
+    assert load_secrets(ApiKey, dev_settings.secret_source).api_key.get_secret_value() == "new"
 
 
 class PinnedSecrets(SecretSettings):
@@ -87,7 +85,7 @@ def test_environment_variable_wins_and_costs_no_call(
     secret_manager.put(secret_path("dev", "api-key"), "from-secret-manager")
     monkeypatch.setenv("API_KEY", "from-environment")
 
-    secrets = load_secrets(Secrets, dev_settings.secret_source)
+    secrets = load_secrets(ApiKey, dev_settings.secret_source)
 
     assert secrets.api_key.get_secret_value() == "from-environment"
     assert secret_manager.log.requests(ACCESS) == []
@@ -98,7 +96,7 @@ def test_local_never_calls_secret_manager(
 ) -> None:
     local = dev_settings.model_copy(update={"environment": Environment.LOCAL})
 
-    secrets = load_secrets(Secrets, local.secret_source)
+    secrets = load_secrets(ApiKey, local.secret_source)
 
     assert secrets.api_key.get_secret_value() == "local-only-api-key"
     assert secret_manager.log.calls == []
@@ -111,7 +109,7 @@ def test_local_reads_dotenv(
     (tmp_path / ".env").write_text("API_KEY=from-dotenv\n")
     local = dev_settings.model_copy(update={"environment": Environment.LOCAL})
 
-    assert load_secrets(Secrets, local.secret_source).api_key.get_secret_value() == "from-dotenv"
+    assert load_secrets(ApiKey, local.secret_source).api_key.get_secret_value() == "from-dotenv"
 
 
 class ManySecrets(SecretSettings):
@@ -156,7 +154,7 @@ def test_values_never_reach_logs_or_reprs(
     secret_manager.put(secret_path("dev", "api-key"), "hunter2-very-secret")
     caplog.set_level(logging.DEBUG)
 
-    secrets = load_secrets(Secrets, dev_settings.secret_source)
+    secrets = load_secrets(ApiKey, dev_settings.secret_source)
     logging.getLogger("test").info("loaded %s / %r", secrets, secrets)
 
     assert "hunter2-very-secret" not in repr(secrets)

@@ -30,11 +30,16 @@ parent = os.getpid()
 SETUP
 prefetch = secrets_prefetch.SecretPrefetch.start()
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from {{ cookiecutter.package_name }}.secrets import PendingSecrets, SecretsError
-from {{ cookiecutter.package_name }}.settings import Secrets, Settings
+from typing import Annotated
+from pydantic import SecretStr
+from {{ cookiecutter.package_name }}.secrets import PendingSecrets, SecretManager, SecretSettings, SecretsError
+from {{ cookiecutter.package_name }}.settings import Settings
+
+class ApiKey(SecretSettings):
+    api_key: Annotated[SecretStr, SecretManager("api-key")] = SecretStr("local-only-api-key")
 
 settings = Settings()
-pending = PendingSecrets(Secrets, settings.secret_source, prefetch)
+pending = PendingSecrets(ApiKey, settings.secret_source, prefetch)
 result = dict(forked=prefetch is not None, asked=pending._prefetch is not None)
 try:
     loaded = pending.result()

@@ -1,5 +1,7 @@
 """The service reads its secrets during startup, and refuses to start without them."""
 
+import json
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -10,7 +12,7 @@ from {{ cookiecutter.package_name }}.secrets import SecretsError
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..serving import ServerProcess
-from .conftest import PROJECT, secret_path
+from .conftest import PROJECT, seed_declared
 
 pytestmark = pytest.mark.anyio
 
@@ -18,15 +20,16 @@ pytestmark = pytest.mark.anyio
 async def test_lifespan_loads_secrets(
     secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
-    secret_manager.put(secret_path("dev", "api-key"), "from-lifespan")
+    seeded = seed_declared(secret_manager, "dev")
     app = create_app(dev_settings)
     async with app.router.lifespan_context(app):
-        assert app.state.secrets.api_key.get_secret_value() == "from-lifespan"
+        for field, value in seeded.items():
+            assert getattr(app.state.secrets, field).get_secret_value() == value
 
 
 async def test_lifespan_fails_without_its_secrets(dev_settings: Settings) -> None:
     app: FastAPI = create_app(dev_settings)
-    with pytest.raises(SecretsError, match="dev-api-key"):
+    with pytest.raises(SecretsError, match=r"dev-[a-z0-9-]+/versions/\w+: not found"):
         async with app.router.lifespan_context(app):
             pass
 
@@ -34,20 +37,20 @@ async def test_lifespan_fails_without_its_secrets(dev_settings: Settings) -> Non
 async def test_openapi_schema_holds_no_secret(
     secret_manager: LocalSecretManager, dev_settings: Settings
 ) -> None:
-    secret_manager.put(secret_path("dev", "api-key"), "not-in-the-schema")
+    seeded = seed_declared(secret_manager, "dev")
     app = create_app(dev_settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
         schema = (await client.get("/openapi.json")).text
-    assert "not-in-the-schema" not in schema
+    assert not [value for value in seeded.values() if value in schema]
 
 
 def test_server_starts_with_secrets_from_secret_manager(
     secret_manager: LocalSecretManager,
 ) -> None:
-    secret_manager.put(secret_path("dev", "api-key"), "process-secret")
+    seeded = seed_declared(secret_manager, "dev")
     env = {
         "ENVIRONMENT": "dev",
         "GCP_PROJECT": PROJECT,
@@ -57,9 +60,9 @@ def test_server_starts_with_secrets_from_secret_manager(
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         assert server.terminate() == 0
     # Read by the entry point's prefetch, while the app was importing.
-    assert "Read 1 secrets from Secret Manager in" in "\n".join(server.lines)
+    assert f"Read {len(seeded)} secrets from Secret Manager in" in "\n".join(server.lines)
     assert "while the app loaded" in "\n".join(server.lines)
-    assert "process-secret" not in "\n".join(server.lines)
+    assert not [value for value in seeded.values() if value in "\n".join(server.lines)]
 
 
 def test_server_refuses_to_start_without_its_secret(secret_manager: LocalSecretManager) -> None:
@@ -73,4 +76,10 @@ def test_server_refuses_to_start_without_its_secret(secret_manager: LocalSecretM
     with pytest.raises(AssertionError, match="exited with") as failed:
         server.__enter__()
     output = str(failed.value)
-    assert f"projects/{PROJECT}/secrets/prod-api-key/versions/latest: not found" in output
+    assert f"projects/{PROJECT}/secrets/prod-" in output
+    assert ": not found" in output
+    # One JSON line (prod logs JSON), no traceback: what Error Reporting shows.
+    (failure,) = [line for line in output.splitlines() if "Cannot start" in line]
+    entry = json.loads(failure)
+    assert entry["severity"] == "CRITICAL"
+    assert "Traceback" not in output

@@ -6,9 +6,10 @@ import time
 from datetime import timedelta
 
 import grpc
+import httpx
 from local_google.cloud_tasks import LocalCloudTasks
 
-from .conftest import Deployment, deployed, runs, wait_until
+from .conftest import CALLER, Deployment, deployed, log_entries, runs, wait_until
 
 
 def defer(deployment: Deployment, **body: object) -> dict[str, object]:
@@ -120,3 +121,30 @@ def test_each_task_carries_a_dispatch_deadline_from_the_request_timeout(
     (created,) = cloud_tasks.created
     # Cloud Run's timeout plus a few seconds, as Cloud Tasks recommends.
     assert created.dispatch_deadline == timedelta(seconds=65)
+
+
+def test_the_handler_logs_in_the_trace_of_the_request_that_deferred_it(
+    private: Deployment,
+) -> None:
+    """Cloud Tasks sends the task's traceparent on; Cloud Run continues it: a
+    request, the task it deferred and the task's log lines share one trace."""
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    token = private.issuer.token(CALLER, private.url)
+    response = httpx.post(
+        f"{private.url}/test/defer",
+        json={"task": "record", "payload": {"text": "traced", "count": 1}},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "traceparent": f"00-{trace}-b7ad6b7169203331-01",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+    wait_until(lambda: runs(private.service, "record"))
+    entries = log_entries(private.service)
+    (run,) = runs(private.service, "record")
+    traced = [e for e in entries if e.get("logging.googleapis.com/trace", "").endswith(trace)]
+    paths = {e["httpRequest"]["requestUrl"] for e in traced if "httpRequest" in e}
+    assert paths == {"/test/defer", "/_tasks/record"}, "the request and the push, one trace"
+    assert run["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace}"

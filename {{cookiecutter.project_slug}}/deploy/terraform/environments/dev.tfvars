@@ -11,11 +11,6 @@ max_instances = {{ cookiecutter.max_instances }}
 public_access = {{ 'true' if cookiecutter.public_access else 'false' }}
 invokers      = []
 
-{% if cookiecutter.use_secret_manager %}
-# The secret names settings.py declares (each becomes <environment>-<name>).
-secrets = ["api-key"]
-{% endif %}
-
 # The GitHub repository allowed to deploy here, by the numeric IDs GitHub
 # never gives to another repository or owner (README: Deploy):
 #   gh api repos/OWNER/REPO --jq '.id, .owner.id'

@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
+from ..dependencies import SettingsDep
 from ..tasks import TaskContext, task
 from ..tasks.client import EnqueueError
 
@@ -36,10 +37,13 @@ class WelcomeEmail(BaseModel):
 
 
 @task("send-welcome-email")
-async def send_welcome_email(payload: WelcomeEmail, context: TaskContext) -> None:
+async def send_welcome_email(
+    payload: WelcomeEmail, context: TaskContext, settings: SettingsDep
+) -> None:
     """Idempotent as a real one must be: a provider call keyed by
     `context.task_name` (most providers accept an idempotency key) sends once
-    even when Cloud Tasks delivers twice."""
+    even when Cloud Tasks delivers twice. Its dependencies (here the settings)
+    come as a route's would."""
     logger.info(
         "Sent welcome email",
         extra={
@@ -47,6 +51,7 @@ async def send_welcome_email(payload: WelcomeEmail, context: TaskContext) -> Non
             "task_name": context.task_name,
             "attempt": context.retry_count + 1,
             "recipient_name": payload.name,
+            "environment": settings.environment.value,
         },
     )
 

@@ -30,19 +30,37 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from google.auth.exceptions import GoogleAuthError
 
 GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
 _CLOCK_SKEW_SECONDS = 10
+# Google's ID tokens are valid for an hour
+# (https://cloud.google.com/docs/authentication/token-types#id-lifetime).
+_MAX_LIFETIME_SECONDS = 3600
 _DEFAULT_MAX_AGE = 300.0
 _MIN_REFRESH_INTERVAL = 30.0  # a token naming an unknown key cannot force a fetch per request
+# Google's ID tokens are about 1 KB; anything much longer is not one.
+_MAX_TOKEN_LENGTH = 8192
+# What decoding a hostile token can raise, in google-auth or the JSON it parses.
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+    UnicodeError,
+    GoogleAuthError,
+)
 
 
 class InvalidToken(Exception):
-    """No token, or not one that Google issued for this service (401)."""
+    """No token, or not one that Google issued for this service (401).
+
+    The message says what is wrong in a few words; it never repeats the token.
+    """
 
 
 class ForbiddenToken(Exception):
@@ -73,8 +91,15 @@ def fetch_certificates(url: str) -> Certificates:
         raise CertificatesUnavailable(f"fetching {url} failed: {error}") from error
     if response.status != 200:
         raise CertificatesUnavailable(f"fetching {url} returned {response.status}")
-    keys = json.loads(response.data)
-    match = re.search(r"max-age=(\d+)", response.headers.get("cache-control", ""))
+    try:
+        keys = json.loads(response.data)
+    except (ValueError, RecursionError):
+        keys = None
+    if not isinstance(keys, dict) or not all(
+        isinstance(key, str) and isinstance(pem, str) for key, pem in keys.items()
+    ):
+        raise CertificatesUnavailable(f"{url} did not answer with key IDs and certificates")
+    match = re.search(r"max-age=(\d{1,9})", response.headers.get("cache-control", ""))
     return Certificates(keys=keys, max_age=float(match.group(1)) if match else _DEFAULT_MAX_AGE)
 
 
@@ -124,16 +149,25 @@ class OidcVerifier:
         `serverless_authorization` is the request's `X-Serverless-Authorization`.
         """
         scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("missing bearer token")
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise InvalidToken(f"token of {len(token)} characters, too long to be Google's")
         if token.endswith(f".{SIGNATURE_REMOVED}"):
             claims = self._checked_by_cloud_run(token, serverless_authorization)
         else:
             claims = await self._verified(token)
-        if claims.get("iss") not in GOOGLE_ISSUERS:
-            raise InvalidToken(f"issuer {claims.get('iss')!r} is not Google")
+        issuer = claims.get("iss")
+        if not isinstance(issuer, str) or issuer not in GOOGLE_ISSUERS:
+            raise InvalidToken("issuer is not Google")
+        expiry, issued = claims.get("exp"), claims.get("iat")
+        if not (_is_time(expiry) and _is_time(issued)):
+            raise InvalidToken("token without expiry or issue time")
+        if expiry - issued > _MAX_LIFETIME_SECONDS + _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token valid for longer than Google's ID tokens are")
         if claims.get("email") != self.invoker_email or claims.get("email_verified") is not True:
-            raise ForbiddenToken(f"token for {claims.get('email')!r}, not the invoker account")
+            raise ForbiddenToken("token for another account than the invoker, or unverified")
         return claims
 
     async def _verified(self, token: str) -> Mapping[str, Any]:
@@ -141,11 +175,14 @@ class OidcVerifier:
         from google.auth import jwt  # cryptography: loaded on the first push, not at startup
 
         try:
-            header: Mapping[str, Any] = jwt.decode_header(token)  # type: ignore[no-untyped-call]
-        except (ValueError, GoogleAuthError) as error:
-            raise InvalidToken(f"malformed token: {error}") from None
+            header: Any = jwt.decode_header(token)  # type: ignore[no-untyped-call]
+        except _DECODE_ERRORS as error:
+            raise InvalidToken(f"malformed token ({type(error).__name__})") from None
+        key_id = header.get("kid") if isinstance(header, dict) else None
+        if not isinstance(key_id, str):
+            raise InvalidToken("malformed token (no key ID)")
         keys = await self.certificates.keys()
-        if header.get("kid") not in keys:  # Google may have rotated its keys
+        if key_id not in keys:  # Google may have rotated its keys
             keys = await self.certificates.keys(refresh=True)
         try:
             claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
@@ -154,8 +191,10 @@ class OidcVerifier:
                 audience=self.audience,
                 clock_skew_in_seconds=_CLOCK_SKEW_SECONDS,
             )
-        except (ValueError, GoogleAuthError) as error:
-            raise InvalidToken(str(error)) from None
+        except _DECODE_ERRORS as error:
+            raise InvalidToken(_reason(error)) from None
+        if not isinstance(claims, dict):
+            raise InvalidToken("malformed token (claims are not an object)")
         return claims
 
     def _checked_by_cloud_run(
@@ -175,18 +214,31 @@ class OidcVerifier:
                 "which is the one Cloud Run checked"
             )
         try:
-            claims: Mapping[str, Any] = jwt.decode(  # type: ignore[no-untyped-call]
-                token, verify=False
-            )
-        except (ValueError, GoogleAuthError) as error:
-            raise InvalidToken(f"malformed token: {error}") from None
+            claims: Any = jwt.decode(token, verify=False)  # type: ignore[no-untyped-call]
+        except _DECODE_ERRORS as error:
+            raise InvalidToken(f"malformed token ({type(error).__name__})") from None
+        if not isinstance(claims, dict):
+            raise InvalidToken("malformed token (claims are not an object)")
         now = time.time()
         audiences = claims.get("aud")
         if self.audience not in (audiences if isinstance(audiences, list) else [audiences]):
-            raise InvalidToken(f"token for audience {audiences!r}, not {self.audience!r}")
+            raise InvalidToken("token for another audience")
         expiry, issued = claims.get("exp"), claims.get("iat")
-        if not isinstance(expiry, int | float) or expiry < now - _CLOCK_SKEW_SECONDS:
-            raise InvalidToken("token expired")
-        if not isinstance(issued, int | float) or issued > now + _CLOCK_SKEW_SECONDS:
-            raise InvalidToken("token issued in the future")
+        if not _is_time(expiry) or expiry < now - _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token expired, or no expiry")
+        if not _is_time(issued) or issued > now + _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("token issued in the future, or no issue time")
         return claims
+
+
+def _is_time(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _reason(error: BaseException) -> str:
+    """google-auth's reason a token failed, without the token or its claims."""
+    text = str(error)
+    for reason in ("expired", "audience", "signature", "Token used too early", "segments"):
+        if reason.lower() in text.lower():
+            return f"token refused: {reason}"
+    return f"token refused ({type(error).__name__})"

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..settings import Settings
+from ..trace_context import current_trace, propagation_headers
 
 if TYPE_CHECKING:
     from google.cloud.tasks_v2 import CloudTasksAsyncClient
@@ -127,7 +128,14 @@ class TaskQueue:
             http_request=tasks_v2.HttpRequest(
                 url=self.target_url(task_name),
                 http_method=tasks_v2.HttpMethod.POST,
-                headers={"Content-Type": "application/json"},
+                # The task's push joins the trace of the request that deferred it:
+                # Cloud Tasks sends the task's headers as they are, and Cloud Run
+                # continues the trace its traceparent names
+                # (https://cloud.google.com/run/docs/trace).
+                headers={
+                    "Content-Type": "application/json",
+                    **propagation_headers(current_trace.get()),
+                },
                 body=body,
                 oidc_token=tasks_v2.OidcToken(
                     service_account_email=settings.invoker_email,
@@ -188,10 +196,24 @@ def _new_client(settings: Settings) -> "CloudTasksAsyncClient":
     return CloudTasksAsyncClient(transport=CloudTasksGrpcAsyncIOTransport(channel=channel))
 
 
-_current: TaskQueue | None = None
+class Queue(Protocol):
+    """Where `.defer()` sends tasks: `TaskQueue` on Cloud Tasks, or a test's
+    stand-in that records them (passed to `create_app(queue=...)`)."""
+
+    async def enqueue(
+        self,
+        task_name: str,
+        body: bytes,
+        *,
+        delay: timedelta | None = None,
+        dedup_key: str | None = None,
+    ) -> Enqueued: ...
 
 
-def current_queue() -> TaskQueue:
+_current: Queue | None = None
+
+
+def current_queue() -> Queue:
     if _current is None:
         raise RuntimeError("Cloud Tasks is not set up: the app's lifespan opens the queue")
     return _current
@@ -205,19 +227,27 @@ async def _warm_up(queue: TaskQueue) -> None:
 
 
 @asynccontextmanager
-async def task_queue(settings: Settings) -> AsyncIterator[TaskQueue]:
-    """Open the process's queue for the app's lifetime; close its client after."""
+async def task_queue(settings: Settings, queue: Queue | None = None) -> AsyncIterator[Queue]:
+    """Open the process's queue for the app's lifetime, Cloud Tasks unless
+    `queue` is given; close its client after."""
     global _current
-    queue = TaskQueue(settings)
-    _current = queue
+    if queue is not None:
+        _current = queue
+        try:
+            yield queue
+        finally:
+            _current = None
+        return
+    cloud_tasks = TaskQueue(settings)
+    _current = cloud_tasks
     # Create the client now, in the background, so the first `.defer()` is fast
     # and startup does not wait for it (unless TASKS_WARM_UP is off).
-    warm_up = asyncio.create_task(_warm_up(queue)) if settings.tasks_warm_up else None
+    warm_up = asyncio.create_task(_warm_up(cloud_tasks)) if settings.tasks_warm_up else None
     try:
-        yield queue
+        yield cloud_tasks
     finally:
         if warm_up is not None:
             warm_up.cancel()
             await asyncio.gather(warm_up, return_exceptions=True)
-        await queue.close()
+        await cloud_tasks.close()
         _current = None

@@ -11,34 +11,41 @@ Its status codes are what the queue acts on
   retry would only hide it. The log line is the place to notice it.
 - A missing or invalid token answers 401, a genuine token of another caller
   403; no handler runs.
+
+Each task is a route of its own, built when the app is (`task_router()`), so
+FastAPI resolves a handler's dependencies for each delivery as for a request.
+None of them is in the OpenAPI schema: they are for Cloud Tasks, not callers.
 """
 
+import inspect
 import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast, get_type_hints
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
+from ..logs import cap
 from .auth import CertificatesUnavailable, ForbiddenToken, InvalidToken, OidcVerifier
 from .client import PUSH_PATH
-from .registry import TaskContext, registered
+from .registry import Task, TaskContext, registered_tasks
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix=PUSH_PATH, tags=["tasks"])
+_COUNT = re.compile(r"[0-9]{1,9}")
+_LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
 
 
 class TaskOutcome(BaseModel):
     status: Literal["done", "discarded"]
 
 
-class ErrorDetail(BaseModel):
-    detail: str
-
-
 async def authenticated(request: Request) -> None:
+    """Only Cloud Tasks, with our invoker's token, gets past (see auth.py)."""
     verifier = cast("OidcVerifier", request.app.state.task_verifier)
     try:
         await verifier.verify(
@@ -46,14 +53,14 @@ async def authenticated(request: Request) -> None:
             serverless_authorization=request.headers.get("x-serverless-authorization"),
         )
     except InvalidToken as error:
-        logger.warning("Rejected a task push: %s", error)
+        logger.warning("Rejected a task push: %s", cap(str(error)))
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "invalid or missing token",
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
     except ForbiddenToken as error:
-        logger.warning("Rejected a task push: %s", error)
+        logger.warning("Rejected a task push: %s", cap(str(error)))
         raise HTTPException(status.HTTP_403_FORBIDDEN, "caller may not run tasks") from None
     except CertificatesUnavailable as error:
         # Not the caller's fault: answer so that the queue retries later.
@@ -64,64 +71,94 @@ async def authenticated(request: Request) -> None:
 
 
 def task_context(headers: Headers, name: str) -> TaskContext:
+    """The delivery's `X-CloudTasks-*` headers; a value out of shape reads as absent."""
+
     def number(header: str) -> int:
         value = headers.get(header, "0")
-        return int(value) if value.isdigit() else 0
+        return int(value) if _COUNT.fullmatch(value) else 0
 
-    eta = headers.get("x-cloudtasks-tasketa")
+    when = None
     try:
-        when = datetime.fromtimestamp(float(eta), UTC) if eta else None
+        eta = float(headers.get("x-cloudtasks-tasketa", "nan"))
     except ValueError:
-        when = None
+        eta = math.nan
+    if 0 <= eta <= _LAST_TIMESTAMP:  # False for NaN and infinities
+        when = datetime.fromtimestamp(eta, UTC)
     return TaskContext(
-        task_name=headers.get("x-cloudtasks-taskname", name),
-        queue_name=headers.get("x-cloudtasks-queuename", ""),
+        task_name=cap(headers.get("x-cloudtasks-taskname", name), 500),
+        queue_name=cap(headers.get("x-cloudtasks-queuename", ""), 100),
         retry_count=number("x-cloudtasks-taskretrycount"),
         execution_count=number("x-cloudtasks-taskexecutioncount"),
         eta=when,
     )
 
 
-@router.post(
-    "/{name}",
-    summary="Run a deferred task (called by Cloud Tasks)",
-    dependencies=[Depends(authenticated)],
-    responses={
-        status.HTTP_401_UNAUTHORIZED: {"model": ErrorDetail},
-        status.HTTP_403_FORBIDDEN: {"model": ErrorDetail},
-        status.HTTP_500_INTERNAL_SERVER_ERROR: {"model": ErrorDetail},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"model": ErrorDetail},
-    },
-    openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
-    },
-)
-async def run_task(name: str, request: Request) -> TaskOutcome:
-    task = registered(name)
-    if task is None:
-        logger.error("Discarded a push for unknown task %r", name, extra={"task": name})
-        return TaskOutcome(status="discarded")
-    try:
-        payload = task.payload_type.model_validate_json(await request.body())
-    except ValidationError as error:
-        logger.error(
-            "Discarded task %r: invalid payload: %s",
-            name,
-            error.errors(include_url=False, include_input=False),
-            extra={"task": name},
-        )
-        return TaskOutcome(status="discarded")
-    context = task_context(request.headers, name)
-    try:
-        await task(payload, context)
-    except Exception:
-        logger.exception(
-            "Task %r failed on attempt %d; Cloud Tasks will retry it",
-            name,
-            context.retry_count + 1,
-            extra={"task": name, "task_name": context.task_name},
-        )
-        raise HTTPException(
-            status.HTTP_500_INTERNAL_SERVER_ERROR, "task failed; the queue will retry it"
-        ) from None
-    return TaskOutcome(status="done")
+def task_router() -> APIRouter:
+    """The push endpoint: a route for each task registered so far (import the
+    modules that define tasks before building the app), and one that
+    acknowledges pushes for any other name."""
+    router = APIRouter(
+        prefix=PUSH_PATH, dependencies=[Depends(authenticated)], include_in_schema=False
+    )
+    for name, registered in registered_tasks().items():
+        router.add_api_route(f"/{name}", _endpoint(registered), methods=["POST"])
+    router.add_api_route("/{name}", _unknown_task, methods=["POST"])
+    return router
+
+
+async def _unknown_task(name: str) -> TaskOutcome:
+    logger.error("Discarded a push for unknown task %r", cap(name), extra={"task": cap(name)})
+    return TaskOutcome(status="discarded")
+
+
+def _endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[TaskOutcome]]:
+    """A route that runs `task`: FastAPI resolves the handler's own
+    dependencies (its parameters after the payload and the context)."""
+    hints = get_type_hints(task.handler, include_extras=True)
+    _payload, _context, *dependencies = inspect.signature(task.handler).parameters.values()
+    name = task.name
+
+    async def run(request: Request, **resolved: Any) -> TaskOutcome:
+        try:
+            payload = task.payload_type.model_validate_json(await request.body())
+        except ValidationError as error:
+            logger.error(
+                "Discarded task %r: invalid payload: %s",
+                name,
+                error.errors(include_url=False, include_input=False),
+                extra={"task": name},
+            )
+            return TaskOutcome(status="discarded")
+        context = task_context(request.headers, name)
+        try:
+            await task.handler(payload, context, **resolved)
+        except Exception:
+            logger.exception(
+                "Task %r failed on attempt %d; Cloud Tasks will retry it",
+                name,
+                context.retry_count + 1,
+                extra={"task": name, "task_name": context.task_name},
+            )
+            raise HTTPException(
+                status.HTTP_500_INTERNAL_SERVER_ERROR, "task failed; the queue will retry it"
+            ) from None
+        return TaskOutcome(status="done")
+
+    request_parameter = inspect.Parameter(
+        "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+    )
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            request_parameter,
+            *(
+                parameter.replace(
+                    kind=inspect.Parameter.KEYWORD_ONLY,
+                    annotation=hints.get(parameter.name, parameter.annotation),
+                )
+                for parameter in dependencies
+            ),
+        ],
+        return_annotation=TaskOutcome,
+    )
+    run.__name__ = f"run_{name.replace('-', '_')}"
+    return run
