@@ -192,6 +192,31 @@ def test_no_bytecode_is_stale_at_startup(containers: Containers, image: str) -> 
     assert stale == [], stale[:5]
 
 
+def test_tracebacks_through_dependencies_keep_their_source_lines(
+    containers: Containers, image: str
+) -> None:
+    """The image's diet strips compiled libraries and drops what never loads,
+    never the Python sources: a logged traceback still shows each line."""
+    code = (
+        "import traceback, pydantic\n"
+        "try:\n"
+        "    pydantic.TypeAdapter(int).validate_python('x')\n"
+        "except pydantic.ValidationError:\n"
+        "    print(traceback.format_exc())\n"
+    )
+    result = containers.run(
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
+        image, "python", "-c", code,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    frames = [i for i, line in enumerate(lines) if "site-packages/pydantic/" in line]
+    assert frames, result.stdout
+    for i in frames:
+        source = lines[i + 1]
+        assert source.startswith("    "), result.stdout
+        assert source.strip(), result.stdout
+
+
 def test_a_code_change_reuses_the_dependency_layer(
     containers: Containers, image: str, image_context: Path, tmp_path: Path
 ) -> None:
