@@ -37,6 +37,11 @@ FEATURE_MANIFEST: Mapping[str, frozenset[str]] = {
     "deploy/terraform/secrets.auto.tfvars": frozenset({"use_secret_manager"}),
     "tests/secrets/test_terraform.py": frozenset({"use_terraform"}),
     "deploy/terraform/modules/service/tasks.tf": frozenset({"use_cloud_tasks"}),
+    "src/{package}/tracing.py": frozenset({"use_tracing"}),
+    "dev/local_google/cloud_trace.py": frozenset({"use_tracing"}),
+    "tests/test_tracing.py": frozenset({"use_tracing"}),
+    "tests/tasks/test_tracing.py": frozenset({"use_tracing"}),
+    "deploy/terraform/modules/service/tracing.tf": frozenset({"use_tracing"}),
 }
 
 _PACKAGE_BLOCK_SPLIT = re.compile(r"\n\n(?=\[\[package\]\]\n)")

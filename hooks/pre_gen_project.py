@@ -107,6 +107,13 @@ LOCKED_MODULES: Mapping[str, tuple[str, ...]] = {
     "mypy==2.4.1": ("mypy", "mypyc"),
     "mypy-extensions==1.2.0": ("mypy_extensions",),
     "opentelemetry-api==1.45.2": ("opentelemetry",),
+    "opentelemetry-exporter-http-transport==0.66b2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-common==0.66b2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-proto-common==1.45.2": ("opentelemetry",),
+    "opentelemetry-exporter-otlp-proto-http==1.45.2": ("opentelemetry",),
+    "opentelemetry-proto==1.45.2": ("opentelemetry",),
+    "opentelemetry-sdk==1.45.2": ("opentelemetry",),
+    "opentelemetry-semantic-conventions==0.66b2": ("opentelemetry",),
     "orjson==3.13.0": ("orjson",),
     "packaging==26.4": ("packaging",),
     "pathspec==1.1.1": ("pathspec",),
@@ -149,7 +156,13 @@ TOOLCHAIN_MODULES = frozenset(
 
 PLACEHOLDER_PROJECT_ID = "your-gcp-project"  # documented: fill in later
 PYTHON_VERSIONS = ("3.14", "3.13", "3.12", "3.11")
-SWITCHES = ("use_secret_manager", "use_cloud_tasks", "use_terraform", "public_access")
+SWITCHES = (
+    "use_secret_manager",
+    "use_cloud_tasks",
+    "use_tracing",
+    "use_terraform",
+    "public_access",
+)
 # Free text lands in TOML strings, Python docstrings and JSON: keep it plain.
 # (Written so that cookiecutter, which renders this file, sees no template tag in it.)
 _UNSAFE_TEXT = re.compile(r'["\\`]|\{[%#{]')

@@ -45,7 +45,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 LOCK = TEMPLATE / "{{cookiecutter.project_slug}}" / "uv.lock"
 HOOK = TEMPLATE / "hooks" / "pre_gen_project.py"
 # The switches that change the rendered dependencies, in the order conditions name them.
-DEPENDENCY_SWITCHES: tuple[str, ...] = ("use_secret_manager", "use_cloud_tasks")
+DEPENDENCY_SWITCHES: tuple[str, ...] = ("use_secret_manager", "use_cloud_tasks", "use_tracing")
 RENDER_SLUG = "relock-probe"
 SLUG_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 

@@ -9,7 +9,7 @@ from .hooks import pre_gen
 SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
     {},
     {"use_secret_manager": False},
-    {"use_cloud_tasks": False},
+    {"use_cloud_tasks": False, "use_tracing": True},
     {"use_secret_manager": False, "use_cloud_tasks": False},
     {"use_terraform": False},
     {"use_secret_manager": False, "use_cloud_tasks": False, "use_terraform": False},
@@ -19,6 +19,7 @@ SUPPORTED_COMBINATIONS: list[dict[str, Any]] = [
         "package_name": "billing",
         "gcp_region": "us-central1",
         "public_access": True,
+        "use_tracing": True,
     },
 ]
 

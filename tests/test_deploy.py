@@ -416,6 +416,7 @@ API_OF = {
     "google_service_account": "iam",
     "google_service_account_iam_member": "iam",
     "data.google_project": "cloudresourcemanager",
+    "google_project_iam_member": "cloudresourcemanager",
 }
 # What GitHub Actions' keyless sign-in calls: STS to exchange its token, then
 # the IAM Service Account Credentials API for the deployer's credentials.
@@ -470,9 +471,12 @@ def iam(terraform: Path) -> list[tuple[str, str, str, str]]:
 
 def test_iam_is_least_privilege(terraform: Path, project: Render) -> None:
     grants = iam(terraform)
-    kinds = {kind for kind, _, _ in [(k, r, m) for k, r, m, _ in grants]}
-    assert not any(kind.startswith("google_project_iam") for kind in kinds), "no project-wide roles"
     runtime = "${google_service_account.runtime.member}"
+    project_wide = {(role, member) for kind, role, member, _ in grants if "_project_iam" in kind}
+    # The one exception: Cloud Trace Agent can be granted on nothing narrower
+    # than a project (https://cloud.google.com/trace/docs/iam).
+    traces = {("roles/cloudtrace.agent", runtime)} if project.context["use_tracing"] else set()
+    assert project_wide == traces, "no other project-wide roles"
     roles = {(role, member) for _, role, member, _ in grants}
     if project.context["use_secret_manager"]:
         assert ("roles/secretmanager.secretAccessor", runtime) in roles

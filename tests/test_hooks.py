@@ -394,6 +394,7 @@ def test_disabled_features_are_removed_from_one_manifest(tmp_path: Path) -> None
         "package_name": "svc",
         "use_secret_manager": False,
         "use_cloud_tasks": True,
+        "use_tracing": True,
         "use_terraform": True,
     }
     removed = post_gen.paths_to_remove(context)

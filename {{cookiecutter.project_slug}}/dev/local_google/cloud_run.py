@@ -84,6 +84,7 @@ class Forwarded:
     path: str
     headers: dict[str, str]
     body_bytes: int
+    sent_headers: dict[str, str] = field(default_factory=dict)  # as the caller sent them
 
 
 @dataclass
@@ -193,6 +194,7 @@ class LocalCloudRun:
             return
         method, path = scope["method"], scope["path"]
         headers = [(k.lower(), v) for k, v in scope["headers"]]
+        sent = {key.decode(): value.decode("latin-1") for key, value in headers}
         declared = _header(headers, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_request_bytes:
             await self._refuse(send, method, path, 413, "request too large")
@@ -234,7 +236,7 @@ class LocalCloudRun:
             await self._refuse(send, method, path, 503, "the container did not answer")
             return
         received = {key.decode(): value.decode("latin-1") for key, value in forwarded}
-        self.log.forwarded.append(Forwarded(method, path, received, len(body)))
+        self.log.forwarded.append(Forwarded(method, path, received, len(body), sent))
         raw = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
         await send(
             {

@@ -23,7 +23,7 @@ from typing import Any, Final
 import orjson
 
 from .settings import Settings
-from .trace_context import current_trace
+from .trace_context import active_trace
 
 _TRACE_FIELD: Final = "logging.googleapis.com/trace"
 _SPAN_FIELD: Final = "logging.googleapis.com/spanId"
@@ -67,7 +67,7 @@ class CloudLoggingFormatter(logging.Formatter):
                 "function": record.funcName,
             },
         }
-        if trace := current_trace.get():
+        if trace := active_trace():
             entry[_TRACE_FIELD] = self._trace_prefix + trace.trace_id
             entry[_SAMPLED_FIELD] = trace.sampled
             if trace.span_id:

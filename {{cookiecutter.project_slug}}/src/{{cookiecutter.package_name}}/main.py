@@ -29,6 +29,9 @@ from .tasks import push
 from .tasks.auth import CertificateCache, OidcVerifier
 from .tasks.client import Queue, task_queue
 {% endif %}
+{% if cookiecutter.use_tracing %}
+from .tracing import Tracing, TracingMiddleware, tracing
+{% endif %}
 
 
 def create_app(
@@ -55,10 +58,17 @@ def create_app(
 {% endif %}
     """
     settings = settings or Settings()
+{% if cookiecutter.use_tracing %}
+    trace_state = Tracing(settings)
+{% endif %}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as clients:
+{% if cookiecutter.use_tracing %}
+            # First in, so last out: what the other clients do at shutdown is traced.
+            await clients.enter_async_context(tracing(trace_state))
+{% endif %}
 {% if cookiecutter.use_secret_manager %}
             # All declared secrets in one concurrent round trip; fails startup loudly.
             pending = secrets or PendingSecrets(Secrets, settings.secret_source)
@@ -101,6 +111,9 @@ def create_app(
     app.state.ready = False
     # Outermost last: the client's address is known before the access log
     # starts, and an oversized request is logged like any other.
+{% if cookiecutter.use_tracing %}
+    app.add_middleware(TracingMiddleware, state=trace_state)
+{% endif %}
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CloudRunForwarding, hops=settings.forwarded_hops)

@@ -132,6 +132,21 @@ class Settings(BaseSettings):
             "closing clients."
         ),
     )
+{% if cookiecutter.use_tracing %}
+    traces_endpoint: str = Field(
+        default="https://telemetry.googleapis.com/v1/traces",
+        description="Where spans go (OTLP over HTTP): Cloud Trace's Telemetry API.",
+    )
+    trace_sample_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description=(
+            "Share of requests traced when the caller made no sampling decision "
+            "(Cloud Run's front end makes one for each request it passes on)."
+        ),
+    )
+{% endif %}
 {% if cookiecutter.use_secret_manager %}
     secret_manager_emulator_host: str | None = Field(
         default=None,

@@ -10,6 +10,8 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from opentelemetry import trace as otel_trace
+
 
 @dataclass(frozen=True, slots=True)
 class TraceContext:
@@ -81,3 +83,14 @@ def propagation_headers(trace: TraceContext | None) -> dict[str, str]:
         "traceparent": f"00-{trace.trace_id}-{span}-{'01' if trace.sampled else '00'}",
         "X-Cloud-Trace-Context": f"{trace.trace_id}/{int(span, 16)};o={int(trace.sampled)}",
     }
+
+
+def active_trace() -> TraceContext | None:
+    """The trace and span the code runs in now: the OpenTelemetry span when one
+    records (with tracing on), else the request's trace from its headers."""
+    span = otel_trace.get_current_span().get_span_context()
+    if span.is_valid:
+        return TraceContext(
+            f"{span.trace_id:032x}", f"{span.span_id:016x}", span.trace_flags.sampled
+        )
+    return current_trace.get()

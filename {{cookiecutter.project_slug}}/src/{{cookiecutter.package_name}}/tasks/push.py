@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_type_hints
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from opentelemetry import trace as otel_trace
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 
@@ -35,6 +36,7 @@ from .client import PUSH_PATH
 from .registry import Task, TaskContext, registered_tasks
 
 logger = logging.getLogger(__name__)
+_tracer = otel_trace.get_tracer(__name__)
 
 _COUNT = re.compile(r"[0-9]{1,9}")
 _LAST_TIMESTAMP = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
@@ -131,7 +133,15 @@ def _endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[TaskOutcome]]:
             return TaskOutcome(status="discarded")
         context = task_context(request.headers, name)
         try:
-            await task.handler(payload, context, **resolved)
+            with _tracer.start_as_current_span(
+                f"run task {name}",
+                kind=otel_trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "gcp_cloud_tasks",
+                    "messaging.message.id": context.task_name,
+                },
+            ):
+                await task.handler(payload, context, **resolved)
         except Exception:
             logger.exception(
                 "Task %r failed on attempt %d; Cloud Tasks will retry it",

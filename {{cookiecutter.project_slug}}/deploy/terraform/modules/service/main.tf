@@ -47,6 +47,10 @@ resource "google_project_service" "apis" {
 {% if cookiecutter.use_cloud_tasks %}
     "cloudtasks.googleapis.com",
 {% endif %}
+{% if cookiecutter.use_tracing %}
+    "cloudtrace.googleapis.com",
+    "telemetry.googleapis.com",
+{% endif %}
   ])
   project            = var.project_id
   service            = each.value

@@ -1,0 +1,128 @@
+"""A local stand-in for Cloud Trace's Telemetry API: `POST /v1/traces`.
+
+Cloud Trace takes OpenTelemetry's own protocol, OTLP, at
+https://telemetry.googleapis.com/v1/traces: an `ExportTraceServiceRequest` in
+protobuf (or JSON), answered with an `ExportTraceServiceResponse`
+(https://cloud.google.com/stackdriver/docs/reference/telemetry/v1.traces.post).
+This receiver takes the protobuf form, keeps every span it is sent, and
+answers the same way; it decodes with the OTLP protobuf types the exporter
+itself uses. Point `TRACES_ENDPOINT` at `endpoint`.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    kind: int
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    received_at: float
+
+
+class LocalCloudTrace:
+    def __init__(self) -> None:
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if (
+                    self.path != "/v1/traces"
+                    or self.headers.get("content-type") != "application/x-protobuf"
+                ):
+                    self.send_error(415 if self.path == "/v1/traces" else 404)
+                    return
+                receiver._receive(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    @property
+    def endpoint(self) -> str:
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/v1/traces"
+
+    def _receive(self, request: ExportTraceServiceRequest) -> None:
+        now = time.time()
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                resource = _attributes(resource_spans.resource.attributes)
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.spans.append(
+                            ReceivedSpan(
+                                name=span.name,
+                                trace_id=span.trace_id.hex(),
+                                span_id=span.span_id.hex(),
+                                parent_span_id=span.parent_span_id.hex(),
+                                kind=span.kind,
+                                attributes=_attributes(span.attributes),
+                                resource=resource,
+                                received_at=now,
+                            )
+                        )
+            self._lock.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
+        """Block until at least `count` spans arrived; all of them."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.spans) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self.spans)} of {count} spans received")
+                self._lock.wait(remaining)
+            return list(self.spans)
+
+    def start(self) -> Self:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _attributes(attributes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in attributes:
+        value = attribute.value
+        field = value.WhichOneof("value")
+        values[attribute.key] = getattr(value, field) if field else None
+    return values
