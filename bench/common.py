@@ -144,7 +144,14 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    # How busy the machine was: on a shared machine other jobs take cores from
+    # the contenders, which the ratios (same run, alternating) absorb and the
+    # absolute figures do not.
+    load = os.getloadavg()[2]
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"15-minute load average {load:.1f} at the end (this benchmark included)"
+    )
 
 
 def marked_sections(text: str) -> dict[str, str]:
