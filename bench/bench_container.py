@@ -54,6 +54,7 @@ def time_to_healthy(containers: Containers, image: str) -> float:
 
 def pull_bytes(containers: Containers, image: str, into: Path) -> int:
     """The compressed size of `image`: the gzip layers a registry would serve."""
+    into.mkdir(parents=True, exist_ok=True)
     layout = into / image.replace("/", "_").replace(":", "_")
     containers.run("podman", "push", "--compress", "--format", "oci", image, f"oci:{layout}")
     index = json.loads((layout / "index.json").read_text())
