@@ -1,6 +1,6 @@
 """Hold the service's image to the budgets in `budgets.toml`: `make budget`.
 
-    python scripts/budget.py IMAGE [--engine docker] [--runs 5]
+    python scripts/budget.py IMAGE [--engine docker] [--runs 5] [--attempts 3]
 
 Three measurements of a built image, each against its budget:
 
@@ -13,15 +13,18 @@ Three measurements of a built image, each against its budget:
   that uvicorn serves in its fastest configuration.
 
 The times are measured inside the image (its Python, its bytecode, no
-network), each the median of several runs that alternate with the floor they
-are divided by. A ratio to a floor measured alongside holds on a laptop and on
-a busy CI runner alike, where a number of milliseconds would not.
+network), in runs that alternate with the floor they are divided by, and each
+side's fastest run counts: other work on the machine only ever adds time, so
+the fastest run is the closest to the image's own cost. A ratio to a floor
+measured alongside holds on a laptop and on a busy CI runner alike, where a
+number of milliseconds would not. A time over its budget is measured again
+(`--attempts`) and fails only if it is over every time: a burst of other work
+passes, a heavy change does not.
 """
 
 import argparse
 import json
 import re
-import statistics
 import subprocess
 import sys
 import tomllib
@@ -140,11 +143,25 @@ def measure_times(engine: str, image: str, runs: int) -> dict[str, list[list[flo
     return samples
 
 
-def ratio(pairs: list[list[float]]) -> tuple[float, float, float]:
-    """Median service / floor ratio of alternating runs, and the two medians."""
-    floor = statistics.median(pair[0] for pair in pairs)
-    service = statistics.median(pair[1] for pair in pairs)
-    return statistics.median(pair[1] / pair[0] for pair in pairs), service, floor
+@dataclass(frozen=True)
+class Ratio:
+    """The service's fastest run over the floor's, from alternating runs."""
+
+    service: float
+    floor: float
+
+    @classmethod
+    def of(cls, pairs: list[list[float]]) -> "Ratio":
+        return cls(min(pair[1] for pair in pairs), min(pair[0] for pair in pairs))
+
+    @property
+    def value(self) -> float:
+        return self.service / self.floor
+
+
+def measure_ratios(engine: str, image: str, runs: int) -> dict[str, Ratio]:
+    samples = measure_times(engine, image, runs)
+    return {name: Ratio.of(pairs) for name, pairs in samples.items()}
 
 
 def main() -> None:
@@ -152,32 +169,45 @@ def main() -> None:
     parser.add_argument("image", help="the built image to measure")
     parser.add_argument("--engine", default="docker", help="docker or podman (default: docker)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each time (default: 5)")
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=3,
+        help="measurements of the times before one over its budget fails (default: 3)",
+    )
     parser.add_argument("--budgets", type=Path, default=PROJECT / "budgets.toml")
     args = parser.parse_args()
     budgets = tomllib.loads(args.budgets.read_text())
 
     base = runtime_base(PROJECT / "Dockerfile")
     added = (image_bytes(args.engine, args.image) - image_bytes(args.engine, base)) / 1e6
-    samples = measure_times(args.engine, args.image, args.runs)
-    import_ratio, import_s, floor_import_s = ratio(samples["import"])
-    start_ratio, start_s, floor_start_s = ratio(samples["cold_start"])
+    limits = {"import": budgets["import_ratio"], "cold_start": budgets["cold_start_ratio"]}
+    best = measure_ratios(args.engine, args.image, args.runs)
+    attempts = 1
+    while attempts < args.attempts and any(best[k].value > limit for k, limit in limits.items()):
+        again = measure_ratios(args.engine, args.image, args.runs)
+        best = {k: min(best[k], again[k], key=lambda r: r.value) for k in best}
+        attempts += 1
+    imports, start = best["import"], best["cold_start"]
     verdicts = [
         Verdict("image_added_mb", added, budgets["image_added_mb"], f"MB over {base}"),
         Verdict(
             "import_ratio",
-            import_ratio,
+            imports.value,
             budgets["import_ratio"],
-            f"x FastAPI + uvicorn ({import_s * 1000:.0f} ms / {floor_import_s * 1000:.0f} ms)",
+            f"x FastAPI + uvicorn ({imports.service * 1000:.0f} ms / "
+            f"{imports.floor * 1000:.0f} ms)",
         ),
         Verdict(
             "cold_start_ratio",
-            start_ratio,
+            start.value,
             budgets["cold_start_ratio"],
-            f"x bare FastAPI ({start_s * 1000:.0f} ms / {floor_start_s * 1000:.0f} ms "
+            f"x bare FastAPI ({start.service * 1000:.0f} ms / {start.floor * 1000:.0f} ms "
             "to the first 200)",
         ),
     ]
-    print(f"{args.image}, medians of {args.runs} runs:")
+    measured = f"{attempts} measurements" if attempts > 1 else "one measurement"
+    print(f"{args.image}, fastest of {args.runs} runs each, {measured}:")
     for verdict in verdicts:
         status = "OVER BUDGET" if verdict.over else "ok"
         print(
