@@ -1,7 +1,7 @@
 # The template repository's tasks. The rendered service has its own Makefile.
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container bench-try bench-tracing
+.PHONY: help install test lint relock requirements demo bench bench-secrets bench-tasks bench-container bench-try bench-requirements bench-tracing
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'
@@ -48,9 +48,16 @@ bench-container: ## Image size and start time: multi-stage vs a one-stage pip im
 bench-try: ## The README's first command from a fresh clone, empty caches, run twice
 	$(PYTHON) bench/bench_try_it.py
 
-bench: ## Cold start, throughput and memory against the alternatives; writes docs/benchmarks.md
+bench: ## Cold start, throughput and memory against the floors and alternatives; writes docs/benchmarks.md
 	$(PYTHON) bench/bench_service.py
 	$(PYTHON) bench/bench_tracing.py
 
 bench-tracing: ## Cold start with tracing on and off; writes docs/benchmarks-tracing.md
 	$(PYTHON) bench/bench_tracing.py
+
+bench-requirements: ## Re-pin the benchmark contenders' requirements from their requirements.in
+	for requirements in bench/contenders/*/requirements.in bench/requirements-chart.in; do \
+		$(PYTHON) -m uv pip compile $$requirements --generate-hashes --universal \
+			--python-version 3.11 --custom-compile-command "make bench-requirements" \
+			-o $${requirements%.in}.txt; \
+	done

@@ -8,6 +8,7 @@ absolute targets: the machines they run on are shared and noisy.
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -143,4 +144,31 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    # How busy the machine was: on a shared machine other jobs take cores from
+    # the contenders, which the ratios (same run, alternating) absorb and the
+    # absolute figures do not.
+    load = os.getloadavg()[2]
+    return (
+        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+        f"15-minute load average {load:.1f} at the end (this benchmark included)"
+    )
+
+
+def marked_sections(text: str) -> dict[str, str]:
+    """The sections of a Markdown page that a benchmark wrote between
+    `<!-- begin NAME -->` and `<!-- end NAME -->` markers, by name."""
+    return {
+        match.group(1): match.group(0)
+        for match in re.finditer(
+            r"<!-- begin (\S+) -->\n.*?<!-- end \1 -->\n", text, flags=re.DOTALL
+        )
+    }
+
+
+def write_section(page: Path, name: str, body: str) -> None:
+    """Put `body` into `page` as the section `name`, replacing the previous one
+    or appending it: each benchmark owns its section of docs/benchmarks.md."""
+    section = f"<!-- begin {name} -->\n{body.rstrip()}\n<!-- end {name} -->\n"
+    text = page.read_text() if page.exists() else ""
+    old = marked_sections(text).get(name)
+    page.write_text(text.replace(old, section) if old else f"{text.rstrip()}\n\n{section}")

@@ -4,13 +4,23 @@ Rendering is cheap; installing dependencies is not. Every render with the same
 locked dependencies shares one virtual environment for the whole session
 (`uv sync` only swaps the editable install of the project itself), and uv's
 cache makes each further environment a matter of seconds.
+
+The suite runs on every core (pytest-xdist, `-n auto` in pyproject.toml).
+Each worker keeps its own renders and environments, so that no two commands
+swap the editable project of one environment under each other; what workers
+can share (isolated tools, the figures) lives in a directory of the whole run.
+The container and budget tests share one image store and run on one worker
+(`pytest_xdist_make_scheduler` below).
 """
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,25 +32,78 @@ import httpx
 import pytest
 from pytest_cookies.plugin import Cookies
 from uv import find_uv_bin
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
 
 from .combinations import IDS, SUPPORTED_COMBINATIONS
+from .containers import Containers, missing_tools, prepare_base_images
 from .hooks import post_gen
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 
-# Figures measured along the way (build times, image sizes), printed at the end.
-_FIGURES: list[tuple[str, str]] = []
+# Figures measured along the way (build times, image sizes), printed at the
+# end: each worker appends them to one file, which the main process prints.
+FIGURES = "TEMPLATE_TESTS_FIGURES"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if FIGURES not in os.environ:  # the main process; workers inherit it
+        directory = Path(tempfile.mkdtemp(prefix="template-test-figures-"))
+        os.environ[FIGURES] = str(directory / "figures.jsonl")
 
 
 def record_figure(name: str, value: str) -> None:
-    _FIGURES.append((name, value))
+    with Path(os.environ[FIGURES]).open("a") as figures:
+        figures.write(json.dumps([name, value]) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _FIGURES:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    path = Path(os.environ[FIGURES])
+    if path.exists():
         terminalreporter.section("figures")
-        for name, value in _FIGURES:
+        for line in path.read_text().splitlines():
+            name, value = json.loads(line)
             terminalreporter.write_line(f"{name}: {value}")
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+# Test modules that share the session's image (built once, in one image
+# store): all their tests go to one worker, as one unit of work.
+IMAGE_MODULES = frozenset({"tests/test_container.py", "tests/test_budget.py"})
+
+
+class ImageTestsTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no types
+    """`--dist load`, but for the tests of IMAGE_MODULES, which go together.
+
+    (xdist's own `loadgroup` would do this with marks, but under pytest 9 the
+    group it appends to node IDs never reaches its scheduler.)"""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return "image" if nodeid.split("::", 1)[0] in IMAGE_MODULES else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadScopeScheduling:
+    return ImageTestsTogether(config, log)
+
+
+def run_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory that every worker of this run shares (the session's own
+    when the suite runs in one process)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock` (created if need be), across workers."""
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 Answers = Mapping[str, Any]
@@ -104,11 +167,12 @@ def uv_bin_dir() -> str:
 def tool_env(env_dir: Path) -> dict[str, str]:
     """The environment rendered projects' commands run in: their own shared
     virtual environment, uv on PATH, nothing of the template's own venv."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"VIRTUAL_ENV", "PYTHONPATH", "ENVIRONMENT", "GCP_PROJECT", "PORT"}
-    }
+    # PYTHONDONTWRITEBYTECODE goes too: with it every process the renders'
+    # tests start compiles gRPC, the Google clients and FastAPI from source
+    # again, which doubles the CPU time of a render's test suite.
+    unset = {"VIRTUAL_ENV", "PYTHONPATH", "ENVIRONMENT", "GCP_PROJECT", "PORT",
+             "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     env["PATH"] = os.pathsep.join([uv_bin_dir(), env.get("PATH", "")])
     env["UV_PROJECT_ENVIRONMENT"] = str(env_dir)
     env["MYPY_CACHE_DIR"] = str(env_dir.with_name(env_dir.name + "-mypy"))
@@ -176,18 +240,69 @@ def rendered_files(project: Path) -> Sequence[Path]:
 
 def isolated_tool(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tool installed in its own environment from tests/requirements-<name>.txt
-    (hash-pinned), when its dependencies would clash with the tests' own."""
-    venv = tmp_path_factory.mktemp(name) / "venv"
-    uv = str(Path(uv_bin_dir()) / "uv")
-    subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
-    subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "--require-hashes", "-r", str(TEMPLATE / "tests" / f"requirements-{name}.txt")],
-        check=True,
-    )  # fmt: skip
+    (hash-pinned), when its dependencies would clash with the tests' own.
+
+    Installed once per run, for every worker, and byte-compiled as it is
+    installed: checkov imports thousands of modules at each start."""
+    root = run_directory(tmp_path_factory) / f"tool-{name}"
+    venv = root / "venv"
+    with exclusive(root.with_suffix(".lock")):
+        if not (root / "installed").exists():
+            uv = str(Path(uv_bin_dir()) / "uv")
+            shutil.rmtree(root, ignore_errors=True)
+            subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
+            subprocess.run(
+                [uv, "pip", "install", "--quiet", "--compile-bytecode",
+                 "--python", str(venv / "bin" / "python"), "--require-hashes",
+                 "-r", str(TEMPLATE / "tests" / f"requirements-{name}.txt")],
+                check=True,
+            )  # fmt: skip
+            (root / "installed").touch()
     return venv / "bin" / name
 
 
 @pytest.fixture(scope="session")
 def checkov(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return isolated_tool("checkov", tmp_path_factory)
+
+
+# The default render's image, built once per session for the container and
+# budget tests (tests/containers.py says how, without a Docker engine).
+IMAGE_TAG = "localhost/rendered-service:test"
+
+
+@pytest.fixture(scope="session")
+def containers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containers]:
+    if missing := missing_tools():
+        reason = f"cannot build images here: missing {', '.join(missing)}"
+        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    containers = Containers(tmp_path_factory.mktemp("containers"))
+    yield containers
+    containers.close()
+
+
+@pytest.fixture(scope="session")
+def image_context(
+    render: Callable[[Answers], Render], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the default render, with what must never reach the image
+    planted where a careless build context would take it."""
+    copy = tmp_path_factory.mktemp("image-context") / "service"
+    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv"))
+    (copy / ".env").write_text("API_KEY=do-not-ship\n")
+    (copy / ".git").mkdir(exist_ok=True)
+    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return copy
+
+
+@pytest.fixture(scope="session")
+def image(containers: Containers, image_context: Path) -> str:
+    started = time.monotonic()
+    prepare_base_images(containers, image_context / "Dockerfile")
+    record_figure("container: base images ready", f"{time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    containers.build(image_context, IMAGE_TAG)
+    record_figure("container: image build", f"{time.monotonic() - started:.0f} s")
+    return IMAGE_TAG

@@ -1,14 +1,16 @@
 """Build and run the rendered service's image without a Docker engine.
 
-buildah builds, podman runs (runc, cgroupfs, vfs storage), all configured
-through files in a directory this module owns, never /etc. No registry is
+buildah builds, podman runs (runc, cgroupfs, overlay storage, or vfs where
+overlay cannot stack), all configured through files in a directory this
+module owns, never /etc. No registry is
 reachable, so the images the Dockerfile starts from are made locally under
 the exact names it uses:
 
 - `python:<version>-slim`: a `debootstrap --variant=minbase` of Debian with
   that Python, its interpreter linked where the official image has it, and
   the host's CA bundle (the build's package downloads go through the host's
-  network). The tarball is cached between runs.
+  network), and apt's Valid-Until check off (the mirror here may serve
+  Release files past that date). The tarball is cached between runs.
 - `ghcr.io/astral-sh/uv:<version>`: the `uv` binary of the same version from
   its PyPI wheel, at `/uv` as in Astral's image.
 
@@ -36,7 +38,7 @@ SUITES: Mapping[str, tuple[str, str]] = {
     "3.11": ("bookworm", "bookworm"),
 }
 MIRROR = "http://deb.debian.org/debian"
-STANDIN_RECIPE_VERSION = "1"  # bump when the recipe below changes
+STANDIN_RECIPE_VERSION = "2"  # bump when the recipe below changes
 
 
 def cache_dir() -> Path:
@@ -71,6 +73,24 @@ class Result:
     stderr: str
 
 
+def storage_driver(root: Path) -> str:
+    """`overlay` where the kernel has it and `root` is not on an overlay itself
+    (as inside another container, where it cannot stack), else `vfs`.
+
+    vfs works everywhere but copies the whole file tree for every layer and
+    every container: a build takes several times as long."""
+    if "\toverlay\n" not in Path("/proc/filesystems").read_text():
+        return "vfs"
+    target, fstype = str(root.resolve()), ""
+    best = -1
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mountpoint, kind, *_ = line.split()
+        inside = target == mountpoint or target.startswith(mountpoint.rstrip("/") + "/")
+        if inside and len(mountpoint) > best:
+            best, fstype = len(mountpoint), kind
+    return "vfs" if fstype in {"overlay", "fuse.fuse-overlayfs"} else "overlay"
+
+
 class Containers:
     """buildah and podman with their own storage and configuration under `root`."""
 
@@ -78,8 +98,10 @@ class Containers:
         self.root = root
         conf = root / "conf"
         conf.mkdir(parents=True, exist_ok=True)
+        self.driver = storage_driver(root)
         (conf / "storage.conf").write_text(
-            f'[storage]\ndriver = "vfs"\nrunroot = "{root}/run"\ngraphroot = "{root}/storage"\n'
+            f'[storage]\ndriver = "{self.driver}"\nrunroot = "{root}/run"\n'
+            f'graphroot = "{root}/storage"\n'
         )
         (conf / "containers.conf").write_text(
             "[containers]\n"
@@ -117,11 +139,25 @@ class Containers:
 
     def build(self, context: Path, tag: str) -> str:
         """Build with layer caching; returns buildah's output (to see what was cached)."""
-        result = self.run(
-            "buildah", "bud", "--isolation", "chroot", "--network", "host", "--pull=never",
-            "--layers", "-t", tag, str(context),
-        )  # fmt: skip
+        try:
+            result = self.run(
+                "buildah", "bud", "--isolation", "chroot", "--network", "host", "--pull=never",
+                "--layers", "-t", tag, str(context),
+            )  # fmt: skip
+        finally:
+            self.remove_working_containers()
         return result.stdout + result.stderr
+
+    def remove_working_containers(self) -> None:
+        """buildah keeps the working container of a `COPY --from` stage, with
+        its file system mounted: a mount under a temporary directory that
+        nothing could delete."""
+        self.run("buildah", "rm", "--all", check=False)
+
+    def close(self) -> None:
+        """Remove every container, so that no mount outlives the session."""
+        self.run("podman", "rm", "--all", "--force", check=False)
+        self.remove_working_containers()
 
     def image_size(self, name: str) -> int:
         return int(self.run("podman", "image", "inspect", "--format", "{{.Size}}", name).stdout)
@@ -195,6 +231,12 @@ def standin_python_tarball(version: str) -> Path:
                     path.unlink()
         # The build's downloads go through this machine's network and its CAs.
         (rootfs / "etc/ssl/certs/ca-certificates.crt").write_bytes(ca_bundle)
+        # The mirror this machine reaches may serve Release files past their
+        # Valid-Until date; the real image's apt-get (the build stage installs
+        # binutils) reads a fresh mirror, so here only the date check is off.
+        (rootfs / "etc/apt/apt.conf.d/99standin-valid-until").write_text(
+            'Acquire::Check-Valid-Until "false";\n'
+        )
         # The official image's interpreter lives in /usr/local/bin.
         for name in ("python", "python3", python):
             link = rootfs / "usr/local/bin" / name

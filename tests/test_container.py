@@ -6,7 +6,6 @@ sets REQUIRE_CONTAINER_TESTS=1 so that there a missing tool fails instead.
 """
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -23,45 +22,9 @@ from .conftest import (
     record_figure,
     wait_until_healthy,
 )
-from .containers import Containers, missing_tools, prepare_base_images
+from .containers import Containers
 
-TAG = "localhost/rendered-service:test"
 DEPENDENCY_STEP = "RUN uv sync --locked --no-dev --no-install-project"
-
-
-@pytest.fixture(scope="session")
-def containers(tmp_path_factory: pytest.TempPathFactory) -> Containers:
-    if missing := missing_tools():
-        reason = f"cannot build images here: missing {', '.join(missing)}"
-        if os.environ.get("REQUIRE_CONTAINER_TESTS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Containers(tmp_path_factory.mktemp("containers"))
-
-
-@pytest.fixture(scope="session")
-def image_context(
-    render: Callable[[Answers], Render], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """A copy of the default render, with what must never reach the image
-    planted where a careless build context would take it."""
-    copy = tmp_path_factory.mktemp("image-context") / "service"
-    shutil.copytree(render({}).path, copy, ignore=shutil.ignore_patterns(".venv"))
-    (copy / ".env").write_text("API_KEY=do-not-ship\n")
-    (copy / ".git").mkdir(exist_ok=True)
-    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    return copy
-
-
-@pytest.fixture(scope="session")
-def image(containers: Containers, image_context: Path) -> str:
-    started = time.monotonic()
-    prepare_base_images(containers, image_context / "Dockerfile")
-    record_figure("container: base images ready", f"{time.monotonic() - started:.0f} s")
-    started = time.monotonic()
-    containers.build(image_context, TAG)
-    record_figure("container: image build", f"{time.monotonic() - started:.0f} s")
-    return TAG
 
 
 @pytest.fixture
@@ -227,6 +190,31 @@ def test_no_bytecode_is_stale_at_startup(containers: Containers, image: str) -> 
     assert "my_service/main" in result.stderr, "the import really ran"
     stale = [line for line in result.stderr.splitlines() if "bytecode is stale" in line]
     assert stale == [], stale[:5]
+
+
+def test_tracebacks_through_dependencies_keep_their_source_lines(
+    containers: Containers, image: str
+) -> None:
+    """The image's diet strips compiled libraries and drops what never loads,
+    never the Python sources: a logged traceback still shows each line."""
+    code = (
+        "import traceback, pydantic\n"
+        "try:\n"
+        "    pydantic.TypeAdapter(int).validate_python('x')\n"
+        "except pydantic.ValidationError:\n"
+        "    print(traceback.format_exc())\n"
+    )
+    result = containers.run(
+        "podman", "run", "--rm", "--runtime", "runc", "--network", "none", "--read-only",
+        image, "python", "-c", code,
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    frames = [i for i, line in enumerate(lines) if "site-packages/pydantic/" in line]
+    assert frames, result.stdout
+    for i in frames:
+        source = lines[i + 1]
+        assert source.startswith("    "), result.stdout
+        assert source.strip(), result.stdout
 
 
 def test_a_code_change_reuses_the_dependency_layer(

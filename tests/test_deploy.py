@@ -824,8 +824,13 @@ def test_ci_runs_what_the_makefile_runs(project: Render) -> None:
     commands = [step.get("run", "") for step in ci["jobs"]["checks"]["steps"]]
     assert "make lint" in commands
     assert "make test" in commands
-    assert "docker build --tag service:ci ." in ci["jobs"]["image"]["steps"][-1]["run"]
+    image_step = ci["jobs"]["image"]["steps"][-1]["run"]
+    assert "docker build --tag service:ci ." in image_step
+    assert "make budget BUDGET_IMAGE=service:ci" in image_step
     makefile = (project.path / "Makefile").read_text()
+    assert re.search(
+        r"^budget: .*\n\t\$\(IMAGE_BUILD\) --tag \$\(BUDGET_IMAGE\) \.$", makefile, re.M
+    )
     assert "\ttest: " not in makefile
     assert re.search(r"^test: .*\n\t\$\(UV\) run --locked pytest$", makefile, re.MULTILINE)
 
