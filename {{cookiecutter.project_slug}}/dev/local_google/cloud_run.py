@@ -42,13 +42,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 import httpx
 import uvicorn
 
 from .issuer import LocalIssuer
+from .lifecycle import LocalServer
 
 SIGNATURE_REMOVED = "SIGNATURE_REMOVED_BY_GOOGLE"
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -103,7 +103,7 @@ class _Log:
     refused: list[Refused] = field(default_factory=list)
 
 
-class LocalCloudRun:
+class LocalCloudRun(LocalServer):
     """The front end of one service whose container listens on `upstream`.
 
     `invokers` are the principals (service account emails) that hold
@@ -172,17 +172,6 @@ class LocalCloudRun:
             self._server.should_exit = True
             self._thread.join(timeout=10)
         self._socket.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # The proxy
 

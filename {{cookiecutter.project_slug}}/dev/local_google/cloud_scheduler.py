@@ -36,15 +36,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from .issuer import LocalIssuer
+from .lifecycle import LocalServer, QuietHandler, wait_for_count
 
 _FIELDS = (
     (0, 59, ()),
@@ -207,7 +207,7 @@ def jobs_from_schedules(
     ]
 
 
-class LocalCloudScheduler:
+class LocalCloudScheduler(LocalServer):
     def __init__(self, jobs: list[Job], *, issuer: LocalIssuer) -> None:
         self.jobs = {job.name: job for job in jobs}
         self.issuer = issuer
@@ -284,19 +284,12 @@ class LocalCloudScheduler:
                 due[name] = self.next_runs(due[name])[name]
 
     def wait_for_attempts(self, count: int, timeout: float = 20.0) -> list[Attempt]:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.attempts) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self.attempts)} of {count} attempts made")
-                self._changed.wait(remaining)
-            return list(self.attempts)
+        return wait_for_count(self._changed, self.attempts, count, timeout, "attempts made")
 
     def start(self) -> Self:
         scheduler = self
 
-        class Api(BaseHTTPRequestHandler):
+        class Api(QuietHandler):
             def do_GET(self) -> None:
                 parent = self.path.removeprefix("/v1/") + "/"
                 jobs = [
@@ -323,9 +316,6 @@ class LocalCloudScheduler:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         threading.Thread(target=self._clock, daemon=True).start()
@@ -340,14 +330,3 @@ class LocalCloudScheduler:
             self._server.server_close()
             self._server = None
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

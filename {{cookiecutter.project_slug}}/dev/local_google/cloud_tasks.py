@@ -47,6 +47,7 @@ from google.cloud import tasks_v2
 
 from .grpc_server import LocalGrpcServer, RpcError
 from .issuer import LocalIssuer
+from .lifecycle import wait_for_count
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
 MAX_TASK_BYTES = 100 * 1024
@@ -316,14 +317,7 @@ class LocalCloudTasks(LocalGrpcServer):
 
     def wait_for_deliveries(self, count: int, timeout: float = 20.0) -> list[Delivery]:
         """Block until at least `count` delivery attempts were made."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.deliveries) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self.deliveries)} of {count} deliveries made")
-                self._changed.wait(remaining)
-            return list(self.deliveries)
+        return wait_for_count(self._changed, self.deliveries, count, timeout, "deliveries made")
 
     def start(self) -> "LocalCloudTasks":
         if self._own_issuer:

@@ -12,14 +12,15 @@ itself uses. Point `TRACES_ENDPOINT` at `endpoint`.
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from .lifecycle import LocalServer, QuietHandler, wait_for_count
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,13 @@ class ReceivedSpan:
     received_at: float
 
 
-class LocalCloudTrace:
+class LocalCloudTrace(LocalServer):
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self._lock = threading.Condition()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if (
@@ -56,9 +57,6 @@ class LocalCloudTrace:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
@@ -90,14 +88,7 @@ class LocalCloudTrace:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         """Block until at least `count` spans arrived; all of them."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len(self.spans) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self.spans)} of {count} spans received")
-                self._lock.wait(remaining)
-            return list(self.spans)
+        return wait_for_count(self._lock, self.spans, count, timeout, "spans received")
 
     def start(self) -> Self:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -106,17 +97,6 @@ class LocalCloudTrace:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _attributes(attributes: Any) -> dict[str, Any]:

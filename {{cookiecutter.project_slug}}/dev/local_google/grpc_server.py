@@ -12,10 +12,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 import grpc
+
+from .lifecycle import LocalServer
 
 
 class ProtoMessage(Protocol):
@@ -110,7 +111,7 @@ class CallLog:
 Handler = Callable[[Any], Any]
 
 
-class LocalGrpcServer:
+class LocalGrpcServer(LocalServer):
     """Serves one gRPC service on 127.0.0.1 on a free port.
 
     `methods` maps a method name to (handler, request class, response class).
@@ -169,14 +170,3 @@ class LocalGrpcServer:
 
     def stop(self, grace: float | None = None) -> None:
         self._server.stop(grace).wait()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,8 +17,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 from cryptography import x509
@@ -27,10 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
+from .lifecycle import LocalServer, QuietHandler
+
 ISSUER = "https://accounts.google.com"
 
 
-class LocalIssuer:
+class LocalIssuer(LocalServer):
     """Signs Google-style ID tokens with a local RSA key; serves its certificate."""
 
     def __init__(self) -> None:
@@ -111,7 +112,7 @@ class LocalIssuer:
     def start(self) -> Self:
         issuer = self
 
-        class CertsHandler(BaseHTTPRequestHandler):
+        class CertsHandler(QuietHandler):
             def do_GET(self) -> None:
                 issuer.certs_requests += 1
                 body = json.dumps(issuer.certificates).encode()
@@ -122,9 +123,6 @@ class LocalIssuer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), CertsHandler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -134,14 +132,3 @@ class LocalIssuer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -34,9 +34,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import grpc
@@ -46,6 +45,7 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from .issuer import LocalIssuer
+from .lifecycle import LocalServer, QuietHandler, wait_for_count
 
 # What Pub/Sub's pushes say they are (https://cloud.google.com/pubsub/docs/push).
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
@@ -83,7 +83,7 @@ def _free_port() -> int:
         return port
 
 
-class PubSubEmulator:
+class PubSubEmulator(LocalServer):
     """`cloud-pubsub-emulator` on 127.0.0.1, started and stopped with this object."""
 
     def __init__(self, port: int = 0) -> None:
@@ -124,17 +124,6 @@ class PubSubEmulator:
                 self._process.wait()
         self._process = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @dataclass(frozen=True)
 class PushTarget:
@@ -156,7 +145,7 @@ class Push:
     envelope: dict[str, Any]
 
 
-class PushAuthenticator:
+class PushAuthenticator(LocalServer):
     """Receives the emulator's pushes at `/<subscription ID>`, adds what
     Pub/Sub would (the ID token, `deliveryAttempt`) and forwards them."""
 
@@ -212,19 +201,12 @@ class PushAuthenticator:
         return status
 
     def wait_for_pushes(self, count: int, timeout: float = 30.0) -> list[Push]:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.pushes) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self.pushes)} of {count} pushes made")
-                self._changed.wait(remaining)
-            return list(self.pushes)
+        return wait_for_count(self._changed, self.pushes, count, timeout, "pushes made")
 
     def start(self) -> Self:
         authenticator = self
 
-        class Relay(BaseHTTPRequestHandler):
+        class Relay(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = authenticator.forward(
@@ -234,9 +216,6 @@ class PushAuthenticator:
                 self.send_response(status or 502)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -250,7 +229,7 @@ class PushAuthenticator:
         self._http.close()
 
 
-class LocalPubSub:
+class LocalPubSub(LocalServer):
     """Topics and push subscriptions on the emulator, through the official
     client library, with their pushes authenticated as Pub/Sub does."""
 
@@ -387,14 +366,3 @@ class LocalPubSub:
         self.authenticator.stop()
         for channel in self._channels:
             channel.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
