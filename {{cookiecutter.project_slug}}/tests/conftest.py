@@ -10,7 +10,9 @@ the push endpoint, as Cloud Tasks would. tests/tasks/ runs the real thing.
 {% endif %}
 """
 
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 {% if cookiecutter.use_cloud_tasks %}
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +22,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from {{ cookiecutter.package_name }}.logs import CloudLoggingFormatter
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 {% if cookiecutter.use_cloud_tasks %}
@@ -116,3 +119,19 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything logged at INFO and above while the test runs, formatted for
+    Cloud Logging."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(CloudLoggingFormatter(project_id="test-project"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old_level)

@@ -7,7 +7,7 @@ what only a real server sees (slow and oversized requests on the socket).
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies
 from pydantic import BaseModel, Field
 
 from {{ cookiecutter.package_name }}.access_log import ACCESS_LOGGER
-from {{ cookiecutter.package_name }}.logs import CloudLoggingFormatter, TextFormatter, cap
+from {{ cookiecutter.package_name }}.logs import TextFormatter, cap
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 from {{ cookiecutter.package_name }}.trace_context import parse_cloud_trace_context, parse_traceparent
@@ -41,20 +41,6 @@ def app_with_echo(**overrides: Any) -> FastAPI:
         return {"text": payload.text}
 
     return app
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(CloudLoggingFormatter(project_id="p"))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 def access_lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -9,7 +9,6 @@ import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.access_log import ACCESS_LOGGER
-from {{ cookiecutter.package_name }}.logs import CloudLoggingFormatter
 from {{ cookiecutter.package_name }}.trace_context import (
     TraceContext,
     current_trace,
@@ -20,21 +19,6 @@ from {{ cookiecutter.package_name }}.trace_context import (
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """Everything logged while the test runs, formatted for Cloud Logging."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(CloudLoggingFormatter(project_id="test-project"))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 def entries(stream: io.StringIO) -> list[dict[str, Any]]:

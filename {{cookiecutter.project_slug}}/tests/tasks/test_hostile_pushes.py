@@ -7,7 +7,6 @@ against the app with its token check pointed at a local issuer.
 
 import io
 import json
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,6 @@ from hypothesis import HealthCheck, given, settings, strategies
 from local_google.issuer import LocalIssuer
 from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.logs import CloudLoggingFormatter
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 from {{ cookiecutter.package_name }}.tasks import TaskContext, task
@@ -71,17 +69,6 @@ async def client(issuer: LocalIssuer) -> AsyncIterator[httpx.AsyncClient]:
     ):
         RAN.clear()
         yield client
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(CloudLoggingFormatter(project_id="p"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield stream
-    root.removeHandler(handler)
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
