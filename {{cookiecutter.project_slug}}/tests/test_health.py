@@ -9,6 +9,32 @@ async def test_healthz_answers_without_io(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(response.content))
+
+
+async def test_healthz_answers_head_without_a_body(client: httpx.AsyncClient) -> None:
+    response = await client.head("/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_healthz_refuses_other_methods_as_the_router_would(
+    client: httpx.AsyncClient,
+) -> None:
+    """The probe is answered before routing: it still says what a route would."""
+    response = await client.post("/healthz", json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert response.json() == {"detail": "Method Not Allowed"}
+    readyz = await client.post("/readyz", json={})
+    assert readyz.status_code == 405
+    assert readyz.json() == response.json()
+
+
+async def test_only_the_exact_probe_path_skips_the_router(client: httpx.AsyncClient) -> None:
+    for path in ("/healthz/", "/healthzz", "/HEALTHZ"):
+        assert (await client.get(path)).status_code == 404, path
 
 
 async def test_readyz_is_ok_once_started(client: httpx.AsyncClient) -> None:
@@ -30,7 +56,9 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
     schema = (await client.get("/openapi.json")).json()
-    assert "/healthz" in schema["paths"]
+    assert "/readyz" in schema["paths"]
+    # Cloud Run's liveness probe is answered before routing, not an API route.
+    assert "/healthz" not in schema["paths"]
 
 
 async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient) -> None:

@@ -43,14 +43,14 @@ def test_a_sampled_request_is_exported_before_its_response_ends(
     """With CPU only during requests, what is not exported by the last byte
     may wait for the next request: so it is exported before."""
     response = httpx.get(
-        f"{server.url}/healthz", headers={"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
+        f"{server.url}/readyz", headers={"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
     )
     answered = time.time()
 
     assert response.status_code == 200
     (span,) = cloud_trace.spans  # already there: no waiting
     assert span.received_at <= answered
-    assert span.name == "GET /healthz"
+    assert span.name == "GET /readyz"
     assert (span.trace_id, span.parent_span_id) == (TRACE, CALLER_SPAN)
     assert span.attributes["http.response.status_code"] == 200
     assert span.resource["service.name"] == "traced-service"
@@ -61,11 +61,23 @@ def test_an_unsampled_request_is_not_exported(
     server: ServerProcess, cloud_trace: LocalCloudTrace
 ) -> None:
     """Cloud Run's front end decided not to sample it: nor does the service."""
-    httpx.get(f"{server.url}/healthz", headers={"traceparent": f"00-{TRACE}-{CALLER_SPAN}-00"})
-    httpx.get(f"{server.url}/healthz")  # no decision, and TRACE_SAMPLE_RATE=0
+    httpx.get(f"{server.url}/readyz", headers={"traceparent": f"00-{TRACE}-{CALLER_SPAN}-00"})
+    httpx.get(f"{server.url}/readyz")  # no decision, and TRACE_SAMPLE_RATE=0
     assert server.terminate() == 0  # the shutdown exports whatever is left
 
     assert cloud_trace.spans == []
+
+
+def test_the_liveness_probe_is_not_traced(
+    server: ServerProcess, cloud_trace: LocalCloudTrace
+) -> None:
+    """Cloud Run probes every instance; a span per probe would be noise (and cost)."""
+    sampled = {"traceparent": f"00-{TRACE}-{CALLER_SPAN}-01"}
+    assert httpx.get(f"{server.url}/healthz", headers=sampled).status_code == 200
+    assert httpx.get(f"{server.url}/readyz", headers=sampled).status_code == 200
+    assert server.terminate() == 0
+
+    assert [span.name for span in cloud_trace.spans] == ["GET /readyz"]
 
 
 def test_without_credentials_the_service_serves_untraced(tmp_path: Path) -> None:

@@ -151,6 +151,10 @@ def cap(value: str, limit: int = 200) -> str:
     """`value` fit for a log line when a caller chose it: control characters
     (newlines too) escaped, so it cannot start a line of its own, and at most
     `limit` characters, so it cannot fill the log."""
+    if len(value) <= limit and value.isprintable():
+        # The common case, without a regex: printable text holds none of
+        # _CONTROL's characters (all of them are Cc, Zl or Zp).
+        return value
     value = value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
     return _CONTROL.sub(_escape, value)
 
@@ -181,7 +185,17 @@ def _rfc3339(timestamp: float) -> str:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log as `build_log_config` says, from now on (the server applies it again)."""
+    """Log as `build_log_config` says, from now on (the server applies it again).
+
+    No line shows a thread or process name, so records do not collect them:
+    one lookup fewer per line, the access log's included (the logging HOWTO's
+    "Optimization" section: https://docs.python.org/3/howto/logging.html#optimization).
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if sys.version_info >= (3, 12):
+        logging.logAsyncioTasks = False
     logging.config.dictConfig(build_log_config(settings))
 
 

@@ -23,6 +23,7 @@ from . import reports  # noqa: F401  (its scheduled task registers on import)
 {% endif %}
 from .access_log import RequestLogMiddleware
 from .api import ROUTERS
+from .api.health import LivenessProbe
 from .forwarded import CloudRunForwarding
 {% if cookiecutter.use_pubsub %}
 from .pubsub import push as pubsub_push
@@ -120,11 +121,13 @@ def create_app(
     app.state.settings = settings
     app.state.ready = False
     # Outermost last: the client's address is known before the access log
-    # starts, and an oversized request is logged like any other.
+    # starts, an oversized request is logged like any other, and Cloud Run's
+    # liveness probe is logged but answered before the rest (api/health.py).
 {% if cookiecutter.use_tracing %}
     app.add_middleware(TracingMiddleware, state=trace_state)
 {% endif %}
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(LivenessProbe)
     app.add_middleware(RequestLogMiddleware)
     app.add_middleware(CloudRunForwarding, hops=settings.forwarded_hops)
     for router in ROUTERS:
