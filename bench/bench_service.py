@@ -409,7 +409,7 @@ def report(results: dict[str, Any], out: Path) -> str:
         f"- RSS after start, rendered with `TASKS_WARM_UP=false` / bare FastAPI floor: "
         f"{rss(NO_WARM_UP) / rss(b):.2f}x; the Cloud Tasks client's share: "
         f"{(rss(r) - rss(NO_WARM_UP)) / 2**20:.0f} MiB. By default "
-        "the Cloud Tasks client (gRPC, protobuf) is created right after startup so that the "
+        "the Cloud Tasks client (gRPC, protobuf) is created once the server listens, so that the "
         "first `.defer()` does not wait for it (see the idle-instance table above); the "
         "difference is that client.",
         "",

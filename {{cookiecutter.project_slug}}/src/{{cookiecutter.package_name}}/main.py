@@ -5,7 +5,7 @@ once per process in `lifespan` and closed there when Cloud Run stops the
 instance, so no request pays for a client and no connection is leaked.
 """
 
-{% if cookiecutter.use_secret_manager %}
+{% if cookiecutter.use_secret_manager or cookiecutter.use_cloud_tasks %}
 import asyncio
 {% endif %}
 from collections.abc import AsyncIterator
@@ -86,8 +86,10 @@ def create_app(
             app.state.secrets = await asyncio.to_thread(pending.result)
 {% endif %}
 {% if cookiecutter.use_cloud_tasks %}
-            # The queue's client is created in the background, off the startup path.
-            await clients.enter_async_context(task_queue(settings, queue))
+            # The queue's client is created in the background once the server
+            # listens (it sets `listening`, server.py), off the startup path.
+            app.state.listening = listening = asyncio.Event()
+            await clients.enter_async_context(task_queue(settings, queue, listening=listening))
             app.state.task_verifier = OidcVerifier(
                 audience=settings.oidc_audience,
                 invoker_email=settings.invoker_email,

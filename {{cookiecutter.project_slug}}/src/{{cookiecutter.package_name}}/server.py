@@ -11,12 +11,16 @@
 """
 
 import asyncio
+import contextlib
 import signal
+import socket
+import sys
 from http import HTTPStatus
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .logs import build_log_config
@@ -143,9 +147,25 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
     finished graceful shutdown exit with status 0 instead of dying by signal."""
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which tells the app once it accepts connections by
+    setting `app.state.listening` if the app has one: work that must not delay
+    the first response waits for it (the Cloud Tasks client, tasks/client.py)."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.served = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        listening = getattr(self.served.state, "listening", None)
+        if self.started and isinstance(listening, asyncio.Event):
+            listening.set()
+
+
 def serve(app: FastAPI, settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _after_graceful_shutdown)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -156,3 +176,8 @@ def serve(app: FastAPI, settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
+    server = _Server(config, app)
+    with contextlib.suppress(KeyboardInterrupt):  # as `uvicorn.run`
+        server.run()
+    if not server.started:  # as `uvicorn.run`: startup failed, and said why
+        sys.exit(STARTUP_FAILURE)

@@ -191,7 +191,7 @@ class Settings(BaseSettings):
     tasks_warm_up: bool = Field(
         default=True,
         description=(
-            "Create the Cloud Tasks client right after startup, off the request path, so "
+            "Create the Cloud Tasks client once the server listens, off the request path, so "
             "the first `.defer()` does not wait for the library (about half a second); "
             "false saves its memory (about 40 MiB of gRPC and protobuf) until then."
         ),

@@ -1,12 +1,13 @@
 """Enqueueing through the official `CloudTasksAsyncClient`.
 
-One client per process, created right after startup, off the request path
+One client per process, created once the server listens, off the request path
 (`TASKS_WARM_UP`), or else on first use, and closed when the app shuts down.
 The Cloud Tasks library is imported only then: it costs a few hundred
 milliseconds that a cold start should not pay before serving its first request.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -41,6 +42,9 @@ MAX_TASK_BYTES = 100 * 1024
 DISPATCH_DEADLINE_MARGIN = timedelta(seconds=5)
 MIN_DISPATCH_DEADLINE = timedelta(seconds=15)
 MAX_DISPATCH_DEADLINE = timedelta(minutes=30)
+# How long the warm-up waits for the server to say it listens (server.py does);
+# served any other way, the client warms up after this.
+WARM_UP_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +245,13 @@ def current_queue() -> Queue:
     return _current
 
 
-async def _warm_up(queue: TaskQueue) -> None:
+async def _warm_up(queue: TaskQueue, listening: asyncio.Event | None) -> None:
+    # Not before the server listens: the import holds the GIL for about half a
+    # second, and would delay the instance's first response (Cloud Run's
+    # startup probe) rather than its first `.defer()`.
+    if listening is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listening.wait(), WARM_UP_WAIT_SECONDS)
     try:
         await queue.client()
     except EnqueueError as error:
@@ -249,9 +259,14 @@ async def _warm_up(queue: TaskQueue) -> None:
 
 
 @asynccontextmanager
-async def task_queue(settings: Settings, queue: Queue | None = None) -> AsyncIterator[Queue]:
+async def task_queue(
+    settings: Settings, queue: Queue | None = None, *, listening: asyncio.Event | None = None
+) -> AsyncIterator[Queue]:
     """Open the process's queue for the app's lifetime, Cloud Tasks unless
-    `queue` is given; close its client after."""
+    `queue` is given; close its client after.
+
+    The client warms up once `listening` is set (the server accepts
+    connections), or `WARM_UP_WAIT_SECONDS` after startup if nothing sets it."""
     global _current
     if queue is not None:
         _current = queue
@@ -262,9 +277,11 @@ async def task_queue(settings: Settings, queue: Queue | None = None) -> AsyncIte
         return
     cloud_tasks = TaskQueue(settings)
     _current = cloud_tasks
-    # Create the client now, in the background, so the first `.defer()` is fast
-    # and startup does not wait for it (unless TASKS_WARM_UP is off).
-    warm_up = asyncio.create_task(_warm_up(cloud_tasks)) if settings.tasks_warm_up else None
+    # Create the client in the background, so the first `.defer()` is fast and
+    # startup does not wait for it (unless TASKS_WARM_UP is off).
+    warm_up = (
+        asyncio.create_task(_warm_up(cloud_tasks, listening)) if settings.tasks_warm_up else None
+    )
     try:
         yield cloud_tasks
     finally:
