@@ -6,7 +6,9 @@ protobuf (or JSON), answered with an `ExportTraceServiceResponse`
 (https://cloud.google.com/stackdriver/docs/reference/telemetry/v1.traces.post).
 This receiver takes the protobuf form, keeps every span it is sent, and
 answers the same way; it decodes with the OTLP protobuf types the exporter
-itself uses. Point `TRACES_ENDPOINT` at `endpoint`.
+itself uses. Point `TRACES_ENDPOINT` at `endpoint`. Set `failing_with` to an
+HTTP status (503, say) to have it refuse every export with it, as in an
+outage, and back to None to end the outage.
 """
 
 import threading
@@ -38,6 +40,7 @@ class ReceivedSpan:
 class LocalCloudTrace(LocalServer):
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.failing_with: int | None = None
         self._lock = threading.Condition()
         receiver = self
 
@@ -49,6 +52,9 @@ class LocalCloudTrace(LocalServer):
                     or self.headers.get("content-type") != "application/x-protobuf"
                 ):
                     self.send_error(415 if self.path == "/v1/traces" else 404)
+                    return
+                if receiver.failing_with is not None:
+                    self.send_error(receiver.failing_with)
                     return
                 receiver._receive(ExportTraceServiceRequest.FromString(body))
                 answer = ExportTraceServiceResponse().SerializeToString()

@@ -16,6 +16,14 @@
   own span ends first), and the lifespan shuts the provider down on SIGTERM,
   when Cloud Run gives the instance CPU for its last 10 seconds
   (https://cloud.google.com/run/docs/container-contract#instance-shutdown).
+- **A tracing outage is not a latency outage**: a response waits at most
+  `_FLUSH_MILLIS` for that export, and once an export has failed or that wait
+  ran out, responses stop waiting (`FlushBreaker`): their spans go out in the
+  background and at shutdown, until an export succeeds again or, after
+  `_COOL_DOWN_SECONDS`, one sampled request tries waiting again. One warning
+  when exports start failing, one line when they work again. An export gives
+  up after `_EXPORT_SECONDS`, retries included, so what is left at SIGTERM
+  still goes (or is given up on) within those 10 seconds.
 - **Cold start**: the SDK (about 120 ms of imports) loads in a thread once the
   server is up, so it costs no time before the first response; requests
   before it is ready are not traced.
@@ -28,7 +36,9 @@ module, and `logs.py` writes the active span's IDs into every log line.
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -41,11 +51,72 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
+# The longest a response waits for its spans' export.
 _FLUSH_MILLIS = 3000
+# The longest one export may take, retries included (the OTLP exporter's own
+# default is 10 s). A healthy Telemetry API answers well within it; a dead one
+# costs the SIGTERM shutdown at most this (plus an export already under way),
+# inside the 10 s Cloud Run allows.
+_EXPORT_SECONDS = 3.0
+# How long responses stop waiting for the export after it failed. Long enough
+# that an outage delays one sampled request a minute per instance, not every
+# one; short enough that traces are again complete soon after it ends (and an
+# export that succeeds in the background ends the pause at once).
+_COOL_DOWN_SECONDS = 60.0
 _TRACE_SCOPE = "https://www.googleapis.com/auth/trace.append"
+
+
+class FlushBreaker:
+    """Whether a sampled response should wait for its spans' export: not
+    while exports fail. Told of every export's outcome, and of waits that ran
+    out; thread-safe (the exports run in the SDK's threads)."""
+
+    def __init__(
+        self,
+        cool_down: float = _COOL_DOWN_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cool_down = cool_down
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failing = False
+        self._retry_at = 0.0
+
+    def should_flush(self) -> bool:
+        with self._lock:
+            if not self._failing:
+                return True
+            now = self._clock()
+            if now < self._retry_at:
+                return False
+            # This request tries; the others keep skipping until it is known
+            # how that went.
+            self._retry_at = now + self.cool_down
+            return True
+
+    def failed(self, why: str) -> None:
+        with self._lock:
+            self._retry_at = self._clock() + self.cool_down
+            if self._failing:
+                return
+            self._failing = True
+        logger.warning(
+            "Trace export %s: responses stop waiting for it for %.0f s at a time; "
+            "their spans are exported in the background",
+            why,
+            self.cool_down,
+        )
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if not self._failing:
+                return
+            self._failing = False
+        logger.info("Trace export works again: sampled responses wait for it again")
 
 
 class Tracing:
@@ -55,6 +126,7 @@ class Tracing:
         self.settings = settings
         self.provider: TracerProvider | None = None
         self.tracer: otel_trace.Tracer | None = None
+        self.breaker = FlushBreaker()
 
     def start(self) -> None:
         """Build the provider and make it the global one. Blocking: imports."""
@@ -77,21 +149,61 @@ class Tracing:
             sampler=ParentBased(root=TraceIdRatioBased(settings.trace_sample_rate)),
         )
         exporter = OTLPSpanExporter(
-            endpoint=settings.traces_endpoint, session=_session(settings.traces_endpoint)
+            endpoint=settings.traces_endpoint,
+            session=_session(settings.traces_endpoint),
+            timeout=_EXPORT_SECONDS,
         )
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(_reporting(exporter, self.breaker)))
         otel_trace.set_tracer_provider(provider)
         self.provider = provider
         self.tracer = provider.get_tracer("{{ cookiecutter.package_name }}")
         logger.info("Tracing to %s", settings.traces_endpoint)
 
-    def flush(self) -> None:
-        if self.provider is not None:
-            self.provider.force_flush(_FLUSH_MILLIS)
+    async def flush(self) -> None:
+        """Export the ended spans, waiting at most `_FLUSH_MILLIS`, and not at
+        all while exports fail."""
+        provider = self.provider
+        if provider is None or not self.breaker.should_flush():
+            return
+        # The batch processor's force_flush ignores its timeout: it returns
+        # when the export does (and True even when that failed). So the wait
+        # is bounded here; an export that outlasts it finishes in its thread.
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(provider.force_flush, _FLUSH_MILLIS), _FLUSH_MILLIS / 1000
+            )
+        except TimeoutError:
+            self.breaker.failed(f"took over {_FLUSH_MILLIS} ms")
 
     def stop(self) -> None:
         if self.provider is not None:
             self.provider.shutdown()  # exports what is left
+
+
+def _reporting(exporter: "SpanExporter", breaker: FlushBreaker) -> "SpanExporter":
+    """`exporter`, telling `breaker` how each export went."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Reporting(SpanExporter):
+        def export(self, spans: Sequence["ReadableSpan"]) -> SpanExportResult:
+            try:
+                result = exporter.export(spans)
+            except Exception:
+                breaker.failed("raised an error")
+                raise
+            if result is SpanExportResult.SUCCESS:
+                breaker.succeeded()
+            else:
+                breaker.failed("failed")
+            return result
+
+        def shutdown(self) -> None:
+            exporter.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return exporter.force_flush(timeout_millis)
+
+    return Reporting()
 
 
 def _session(endpoint: str) -> Any:
@@ -136,7 +248,8 @@ async def tracing(state: Tracing) -> AsyncIterator[None]:
 
 class TracingMiddleware:
     """A server span for each request, parented by the caller's `traceparent`,
-    ended and (when sampled) exported before the response's last byte."""
+    ended and (when sampled, and exports work) exported before the response's
+    last byte."""
 
     def __init__(self, app: ASGIApp, state: Tracing) -> None:
         self.app = app
@@ -186,4 +299,4 @@ class TracingMiddleware:
             span.set_attribute("http.route", template)
         span.end()
         if span.get_span_context().trace_flags.sampled:
-            await asyncio.to_thread(self.state.flush)
+            await self.state.flush()
