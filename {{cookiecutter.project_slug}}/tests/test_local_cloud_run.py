@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from local_google.cloud_run import SIGNATURE_REMOVED, LocalCloudRun, stop_instance
 from local_google.issuer import LocalIssuer
+from local_google.lifecycle import serve_in_background
 
 INVOKER = "caller@test-project.iam.gserviceaccount.com"
 
@@ -45,7 +45,7 @@ class Echo(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()

@@ -7,7 +7,6 @@ The service's client keeps within the same limits before it calls.
 
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from google.api_core import exceptions
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from local_google.cloud_tasks import LocalCloudTasks, backoff, retries_exhausted
+from local_google.lifecycle import serve_in_background
 
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 from {{ cookiecutter.package_name }}.tasks.client import (
@@ -59,7 +59,7 @@ def worker() -> Iterator[Worker]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     worker.url = f"http://127.0.0.1:{server.server_address[1]}/work"
     yield worker
     server.shutdown()
