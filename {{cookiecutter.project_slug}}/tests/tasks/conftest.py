@@ -1,5 +1,12 @@
 """The service with test tasks as a real process, deployed behind a local Cloud
-Run front end, with a local Cloud Tasks delivering through it."""
+Run front end, with a local Cloud Tasks delivering through it.
+
+Starting them takes a second or more, so the issuer, the Cloud Tasks server
+and the two deployments (`private`, `public`) are started once for the
+session. Each test still starts from nothing: Cloud Tasks is reset (no task,
+task name, delivery or fault of an earlier test), the front end's log is
+emptied, and the service's output holds only the lines logged during the test.
+"""
 
 import json
 import sys
@@ -102,14 +109,14 @@ RETRY = tasks_v2.RetryConfig(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def issuer() -> Iterator[LocalIssuer]:
     with LocalIssuer() as issuer:
         yield issuer
 
 
-@pytest.fixture
-def cloud_tasks(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
+@pytest.fixture(scope="session")
+def cloud_tasks_server(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
     server = LocalCloudTasks(issuer=issuer)
     settings = Settings(environment=Environment.LOCAL, gcp_project=PROJECT, _env_file=None)
     server.add_queue(
@@ -118,6 +125,13 @@ def cloud_tasks(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
     )
     with server:
         yield server
+
+
+@pytest.fixture
+def cloud_tasks(cloud_tasks_server: LocalCloudTasks) -> LocalCloudTasks:
+    """The local Cloud Tasks, with nothing queued or recorded."""
+    cloud_tasks_server.reset()
+    return cloud_tasks_server
 
 
 @dataclass
@@ -140,6 +154,16 @@ class Deployment:
         return httpx.post(
             f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
+
+    def start_test(self) -> "Deployment":
+        """The deployment as a new test finds it: the front end's log empty,
+        the service's output only what it logs from now on."""
+        exit_status = self.service.process.poll()
+        assert exit_status is None, f"the service exited ({exit_status}) during an earlier test"
+        self.front_end.log.forwarded.clear()
+        self.front_end.log.refused.clear()
+        self.service.forget_output()
+        return self
 
 
 def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:
@@ -177,18 +201,28 @@ def deployed(cloud_tasks: LocalCloudTasks, *, public: bool, **env: str) -> Itera
         yield Deployment(service, front_end, cloud_tasks.issuer)
 
 
+@pytest.fixture(scope="session")
+def private_deployment(cloud_tasks_server: LocalCloudTasks) -> Iterator[Deployment]:
+    with deployed(cloud_tasks_server, public=False) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def public_deployment(cloud_tasks_server: LocalCloudTasks) -> Iterator[Deployment]:
+    with deployed(cloud_tasks_server, public=True) as deployment:
+        yield deployment
+
+
 @pytest.fixture
-def private(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+def private(private_deployment: Deployment, cloud_tasks: LocalCloudTasks) -> Deployment:
     """The default deployment: only invokers may call the service."""
-    with deployed(cloud_tasks, public=False) as deployment:
-        yield deployment
+    return private_deployment.start_test()
 
 
 @pytest.fixture
-def public(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+def public(public_deployment: Deployment, cloud_tasks: LocalCloudTasks) -> Deployment:
     """A public deployment: anyone may call, the push endpoint checks tokens alone."""
-    with deployed(cloud_tasks, public=True) as deployment:
-        yield deployment
+    return public_deployment.start_test()
 
 
 def log_entries(server: ServerProcess) -> list[dict[str, Any]]:
@@ -211,5 +245,5 @@ def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise AssertionError("condition not met in time")

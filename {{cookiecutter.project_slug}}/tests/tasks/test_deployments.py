@@ -8,14 +8,12 @@ handler ran (exactly once when it did).
 
 import itertools
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from local_google.cloud_tasks import LocalCloudTasks
 from local_google.issuer import LocalIssuer
 
-from .conftest import CALLER, INVOKER, Deployment, deployed, runs, wait_until
+from .conftest import CALLER, INVOKER, Deployment, runs, wait_until
 
 
 def without_signature(token: str) -> str:
@@ -81,16 +79,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, bool]] = {
 KINDS = sorted({kind for kind, _ in EXPECTED})
 
 
-@pytest.fixture(scope="module")
-def deployments() -> Iterator[dict[str, Deployment]]:
-    """Both deployments of the task app, for the whole module."""
-    with (
-        LocalIssuer() as issuer,
-        LocalCloudTasks(issuer=issuer) as cloud_tasks,
-        deployed(cloud_tasks, public=False) as private,
-        deployed(cloud_tasks, public=True) as public,
-    ):
-        yield {"private": private, "public": public}
+@pytest.fixture
+def deployments(private: Deployment, public: Deployment) -> dict[str, Deployment]:
+    """Both deployments of the task app."""
+    return {"private": private, "public": public}
 
 
 @pytest.mark.parametrize(("kind", "mode"), list(itertools.product(KINDS, ["private", "public"])))
