@@ -8,6 +8,7 @@ task name, delivery or fault of an earlier test), the front end's log is
 emptied, and the service's output holds only the lines logged during the test.
 """
 
+import functools
 import json
 import sys
 import time
@@ -164,6 +165,12 @@ class Deployment:
         self.front_end.log.refused.clear()
         self.service.forget_output()
         return self
+
+
+@functools.cache
+def forger() -> LocalIssuer:
+    """An issuer whose key no one trusts: its tokens are forged."""
+    return LocalIssuer()
 
 
 def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:

@@ -10,9 +10,8 @@ import itertools
 
 import httpx
 import pytest
-from local_google.issuer import LocalIssuer
 
-from .conftest import CALLER, INVOKER, Deployment, runs, wait_until
+from .conftest import CALLER, INVOKER, Deployment, forger, runs, wait_until
 
 
 def without_signature(token: str) -> str:
@@ -25,7 +24,7 @@ def pushes(deployment: Deployment) -> dict[str, dict[str, str]]:
     invoker = issuer.token(INVOKER, url)
     caller = issuer.token(CALLER, url)
     stranger = issuer.token("stranger@elsewhere.iam.gserviceaccount.com", url)
-    forged = LocalIssuer().token(INVOKER, url)
+    forged = forger().token(INVOKER, url)
     return {
         "no token": {},
         "forged token": {"Authorization": f"Bearer {forged}"},

@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from local_google.cloud_tasks import LocalCloudTasks
-from local_google.issuer import LocalIssuer
 
-from .conftest import INVOKER, Deployment, deployed, log_entries, runs, wait_until
+from .conftest import INVOKER, Deployment, deployed, forger, log_entries, runs, wait_until
 
 NOTE = {"text": "hi", "count": 1}
 
@@ -49,7 +48,7 @@ def bad_tokens(deployment: Deployment) -> dict[str, tuple[str | None, int]]:
     return {
         "missing": (None, 401),
         "malformed": ("not.a.jwt", 401),
-        "forged": (LocalIssuer().token(INVOKER, deployment.url), 401),
+        "forged": (forger().token(INVOKER, deployment.url), 401),
         "expired": (good_token(deployment, iat=now - 7200, exp=now - 3600), 401),
         "wrong audience": (issuer.token(INVOKER, "https://other.example"), 401),
         "wrong issuer": (good_token(deployment, iss="https://evil.example"), 401),
