@@ -101,6 +101,10 @@ serve(app, settings)
 """
 
 
+# Cloud Run's request timeout, which the deployment also sets as
+# REQUEST_TIMEOUT_SECONDS; not the default, so a test can tell it is followed.
+REQUEST_TIMEOUT_SECONDS = 60
+
 # A queue retry configuration as the deployment sets one, but with sub-second backoffs.
 RETRY = tasks_v2.RetryConfig(
     max_attempts=6,
@@ -192,9 +196,11 @@ def deployed(cloud_tasks: LocalCloudTasks, *, public: bool, **env: str) -> Itera
         issuer=cloud_tasks.issuer,
         invokers=() if public else (INVOKER, CALLER),
         public=public,
+        request_timeout=REQUEST_TIMEOUT_SECONDS,
     )
     settings = {
         "SERVICE_URL": front_end.url,
+        "REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_SECONDS),
         **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
     }
     with (

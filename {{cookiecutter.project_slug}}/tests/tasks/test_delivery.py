@@ -9,7 +9,7 @@ import grpc
 import httpx
 from local_google.cloud_tasks import LocalCloudTasks
 
-from .conftest import CALLER, Deployment, deployed, log_entries, runs, wait_until
+from .conftest import CALLER, REQUEST_TIMEOUT_SECONDS, Deployment, log_entries, runs, wait_until
 
 
 def defer(deployment: Deployment, **body: object) -> dict[str, object]:
@@ -112,15 +112,14 @@ def test_invalid_signup_is_rejected_before_anything_is_queued(
 
 
 def test_each_task_carries_a_dispatch_deadline_from_the_request_timeout(
-    cloud_tasks: LocalCloudTasks,
+    private: Deployment, cloud_tasks: LocalCloudTasks
 ) -> None:
-    with deployed(cloud_tasks, public=False, REQUEST_TIMEOUT_SECONDS="60") as deployment:
-        defer(deployment, task="record", payload={"text": "deadline", "count": 1})
-        wait_until(lambda: runs(deployment.service, "record"))
+    defer(private, task="record", payload={"text": "deadline", "count": 1})
+    wait_until(lambda: runs(private.service, "record"))
 
     (created,) = cloud_tasks.created
     # Cloud Run's timeout plus a few seconds, as Cloud Tasks recommends.
-    assert created.dispatch_deadline == timedelta(seconds=65)
+    assert created.dispatch_deadline == timedelta(seconds=REQUEST_TIMEOUT_SECONDS + 5)
 
 
 def test_the_handler_logs_in_the_trace_of_the_request_that_deferred_it(
