@@ -57,16 +57,33 @@ def issuer() -> Iterator[LocalIssuer]:
         yield issuer
 
 
-@pytest.fixture
-def private(upstream: str, issuer: LocalIssuer) -> Iterator[LocalCloudRun]:
+@pytest.fixture(scope="module")
+def private_front_end(upstream: str, issuer: LocalIssuer) -> Iterator[LocalCloudRun]:
     with LocalCloudRun(upstream, issuer=issuer, invokers=[INVOKER], request_timeout=0.5) as front:
         yield front
 
 
-@pytest.fixture
-def public(upstream: str) -> Iterator[LocalCloudRun]:
+@pytest.fixture(scope="module")
+def public_front_end(upstream: str) -> Iterator[LocalCloudRun]:
     with LocalCloudRun(upstream, public=True, max_request_bytes=1024) as front:
         yield front
+
+
+def with_empty_log(front: LocalCloudRun) -> LocalCloudRun:
+    """The front end as a new one starts: nothing forwarded or refused yet."""
+    front.log.forwarded.clear()
+    front.log.refused.clear()
+    return front
+
+
+@pytest.fixture
+def private(private_front_end: LocalCloudRun) -> LocalCloudRun:
+    return with_empty_log(private_front_end)
+
+
+@pytest.fixture
+def public(public_front_end: LocalCloudRun) -> LocalCloudRun:
+    return with_empty_log(public_front_end)
 
 
 def received(response: httpx.Response) -> dict[str, str]:
