@@ -14,9 +14,19 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from local_google.cloud_run import stop_instance
+from local_google.cloud_run import LocalCloudRun, stop_instance
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_test(front_end: LocalCloudRun, service: "ServerProcess") -> None:
+    """A deployment that tests share, as each test finds it: the front end's
+    log empty, the service's output only what it logs from now on."""
+    exit_status = service.process.poll()
+    assert exit_status is None, f"the service exited ({exit_status}) during an earlier test"
+    front_end.log.forwarded.clear()
+    front_end.log.refused.clear()
+    service.forget_output()
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from local_google.issuer import LocalIssuer
 
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 
-from ..serving import ServerProcess, free_port
+from ..serving import ServerProcess, free_port, start_test
 
 PROJECT = "test-project"
 INVOKER = f"tasks-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -161,13 +161,8 @@ class Deployment:
         )
 
     def start_test(self) -> "Deployment":
-        """The deployment as a new test finds it: the front end's log empty,
-        the service's output only what it logs from now on."""
-        exit_status = self.service.process.poll()
-        assert exit_status is None, f"the service exited ({exit_status}) during an earlier test"
-        self.front_end.log.forwarded.clear()
-        self.front_end.log.refused.clear()
-        self.service.forget_output()
+        """The deployment as a new test finds it (see serving.start_test)."""
+        start_test(self.front_end, self.service)
         return self
 
 
