@@ -324,6 +324,19 @@ class LocalCloudTasks(LocalGrpcServer):
         """Block until at least `count` delivery attempts were made."""
         return wait_for_count(self._changed, self.deliveries, count, timeout, "deliveries made")
 
+    def wait_until_idle(self, timeout: float = 20.0) -> None:
+        """Block until no task is queued and no attempt is in flight: nothing
+        more is delivered until a task is created."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._schedule or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(self._schedule)} tasks queued, {self._in_flight} in flight"
+                    )
+                self._changed.wait(remaining)
+
     def reset(self, timeout: float = 20.0) -> None:
         """Forget every task, task name, delivery, call and fault, as a new
         server would have none (for tests that share one server). Tasks not

@@ -7,7 +7,6 @@ The service's client keeps within the same limits before it calls.
 
 import itertools
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -109,7 +108,7 @@ def test_a_failing_task_is_retried_by_the_queues_config(
     client.create_task(parent=QUEUE, task=http_task(worker.url))
 
     deliveries = server.wait_for_deliveries(3)
-    time.sleep(0.6)  # max_attempts is 3: no fourth attempt
+    server.wait_until_idle()  # max_attempts is 3: no fourth attempt
     assert [d.status for d in server.deliveries] == [500, 503, 500]
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(deliveries)]
     assert 0.2 <= gaps[0] < 0.35  # min_backoff

@@ -25,7 +25,8 @@ def test_deferred_task_runs_once_with_its_typed_payload(
     defer(private, task="record", payload={"text": "hello", "count": 3})
 
     wait_until(lambda: runs(private.service, "record"))
-    time.sleep(0.3)  # a second, wrong delivery would show up by now
+    cloud_tasks.wait_until_idle()  # a second, wrong delivery would be made by now
+    private.service.read_all_output()
     (run,) = runs(private.service, "record")
     assert run["payload_type"] == "Note"
     assert run["payload"] == {"text": "hello", "count": 3}
@@ -63,7 +64,8 @@ def test_repeated_dedup_key_runs_once(private: Deployment, cloud_tasks: LocalClo
     assert second["already_queued"] is True
     assert first["name"] == second["name"]
     wait_until(lambda: runs(private.service, "record"))
-    time.sleep(0.3)
+    cloud_tasks.wait_until_idle()
+    private.service.read_all_output()
     assert [run["payload"]["text"] for run in runs(private.service, "record")] == ["a"]
 
 
