@@ -72,8 +72,8 @@ def local_tasks() -> Iterator[tuple[LocalCloudTasks, tasks_v2.CloudTasksClient]]
         QUEUE,
         tasks_v2.RetryConfig(max_attempts=3, min_backoff=timedelta(seconds=0.2), max_doublings=1),
     )
-    with server:
-        channel = grpc.insecure_channel(server.address)
+    # The channel closes first: a server stopping under an open one logs its GOAWAY.
+    with server, grpc.insecure_channel(server.address) as channel:
         client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
         yield server, client
 
