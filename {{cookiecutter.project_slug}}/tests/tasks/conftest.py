@@ -221,6 +221,8 @@ def public_deployment(cloud_tasks_server: LocalCloudTasks) -> Iterator[Deploymen
         yield deployment
 
 
+# `private` and `public` take `cloud_tasks` to reset it first: no delivery of
+# an earlier test is still on its way when the service's output is marked.
 @pytest.fixture
 def private(private_deployment: Deployment, cloud_tasks: LocalCloudTasks) -> Deployment:
     """The default deployment: only invokers may call the service."""
