@@ -1,20 +1,32 @@
 """Run the service as a real server process, the way Cloud Run runs it."""
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import httpx
-from local_google.cloud_run import stop_instance
+from local_google.cloud_run import LocalCloudRun, stop_instance
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_test(front_end: LocalCloudRun, service: "ServerProcess") -> None:
+    """A deployment that tests share, as each test finds it: the front end's
+    log empty, the service's output only what it logs from now on."""
+    exit_status = service.process.poll()
+    assert exit_status is None, f"the service exited ({exit_status}) during an earlier test"
+    front_end.log.forwarded.clear()
+    front_end.log.refused.clear()
+    service.forget_output()
 
 
 def free_port() -> int:
@@ -58,6 +70,7 @@ class ServerProcess:
             self.env.pop(name, None)
         self.startup_timeout = startup_timeout
         self.lines: list[str] = []
+        self._line_read = threading.Condition()
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
 
@@ -102,7 +115,9 @@ class ServerProcess:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
+            with self._line_read:
+                self.lines.append(line.rstrip("\n"))
+                self._line_read.notify_all()
 
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -113,7 +128,7 @@ class ServerProcess:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.05)
+                time.sleep(0.02)
         self._fail("server did not answer /healthz in time")
 
     def _fail(self, reason: str) -> None:
@@ -122,6 +137,42 @@ class ServerProcess:
         self._join_reader()
         output = "\n".join(self.lines[-50:])
         raise AssertionError(f"{reason}; its output:\n{output}")
+
+    def read_all_output(self, timeout: float = 10.0) -> int:
+        """Wait until `lines` holds everything the server logged so far: a line
+        it wrote before now may still be on its way through the pipe.
+
+        The server logs each request after whatever it logged before it, so
+        once the access line of a request of our own is read, so is all that
+        came before. That line is in `lines` too; its index is returned."""
+        marker = f"/_read-output/{uuid.uuid4().hex}"
+        # A 404, logged. (http.client: a new httpx client costs 40 ms, for its TLS context.)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", marker)
+            connection.getresponse().read()
+        finally:
+            connection.close()
+        deadline = time.monotonic() + timeout
+        checked = 0
+        with self._line_read:
+            while True:
+                for index in range(checked, len(self.lines)):
+                    if marker in self.lines[index]:
+                        return index
+                checked = len(self.lines)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"the server never logged the request {marker}")
+                self._line_read.wait(remaining)
+
+    def forget_output(self) -> None:
+        """Drop every line the server logged so far: `lines` then holds only
+        what it logs from now on (one server for many tests, each reading the
+        lines of its own)."""
+        index = self.read_all_output()
+        with self._line_read:
+            del self.lines[: index + 1]
 
     def terminate(self) -> int:
         """Stop it as Cloud Run does (SIGTERM, SIGKILL 10 s later); its exit status.

@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from local_google.cloud_run import SIGNATURE_REMOVED, LocalCloudRun, stop_instance
 from local_google.issuer import LocalIssuer
+from local_google.lifecycle import serve_in_background
 
 INVOKER = "caller@test-project.iam.gserviceaccount.com"
 
@@ -45,7 +45,7 @@ class Echo(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -57,16 +57,33 @@ def issuer() -> Iterator[LocalIssuer]:
         yield issuer
 
 
-@pytest.fixture
-def private(upstream: str, issuer: LocalIssuer) -> Iterator[LocalCloudRun]:
+@pytest.fixture(scope="module")
+def private_front_end(upstream: str, issuer: LocalIssuer) -> Iterator[LocalCloudRun]:
     with LocalCloudRun(upstream, issuer=issuer, invokers=[INVOKER], request_timeout=0.5) as front:
         yield front
 
 
-@pytest.fixture
-def public(upstream: str) -> Iterator[LocalCloudRun]:
+@pytest.fixture(scope="module")
+def public_front_end(upstream: str) -> Iterator[LocalCloudRun]:
     with LocalCloudRun(upstream, public=True, max_request_bytes=1024) as front:
         yield front
+
+
+def with_empty_log(front: LocalCloudRun) -> LocalCloudRun:
+    """The front end as a new one starts: nothing forwarded or refused yet."""
+    front.log.forwarded.clear()
+    front.log.refused.clear()
+    return front
+
+
+@pytest.fixture
+def private(private_front_end: LocalCloudRun) -> LocalCloudRun:
+    return with_empty_log(private_front_end)
+
+
+@pytest.fixture
+def public(public_front_end: LocalCloudRun) -> LocalCloudRun:
+    return with_empty_log(public_front_end)
 
 
 def received(response: httpx.Response) -> dict[str, str]:

@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from .issuer import LocalIssuer
-from .lifecycle import LocalServer, QuietHandler, wait_for_count
+from .lifecycle import LocalServer, QuietHandler, serve_in_background, wait_for_count
 
 _FIELDS = (
     (0, 59, ()),
@@ -317,7 +317,7 @@ class LocalCloudScheduler(LocalServer):
                 self.wfile.write(data)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve_in_background(self._server)
         threading.Thread(target=self._clock, daemon=True).start()
         return self
 

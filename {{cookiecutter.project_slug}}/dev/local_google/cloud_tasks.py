@@ -133,6 +133,7 @@ class LocalCloudTasks(LocalGrpcServer):
         self._order = itertools.count()
         self._changed = threading.Condition()
         self._stopping = False
+        self._in_flight = 0  # attempts taken off the schedule and not yet recorded
         self._deliveries = threading.BoundedSemaphore(8)  # concurrent deliveries
         self._http = httpx.Client()
         super().__init__(
@@ -233,6 +234,7 @@ class LocalCloudTasks(LocalGrpcServer):
                 if self._stopping:
                     return
                 item = heapq.heappop(self._schedule)
+                self._in_flight += 1
             # Daemon threads: a process that exits abandons deliveries in flight (Cloud
             # Tasks would retry them), instead of waiting up to their deadline.
             self._deliveries.acquire()
@@ -243,6 +245,9 @@ class LocalCloudTasks(LocalGrpcServer):
             self._attempt(item)
         finally:
             self._deliveries.release()
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
 
     def request_headers(self, item: _Scheduled) -> dict[str, str]:
         """The headers of one attempt: the task's own, then Cloud Tasks' own."""
@@ -318,6 +323,39 @@ class LocalCloudTasks(LocalGrpcServer):
     def wait_for_deliveries(self, count: int, timeout: float = 20.0) -> list[Delivery]:
         """Block until at least `count` delivery attempts were made."""
         return wait_for_count(self._changed, self.deliveries, count, timeout, "deliveries made")
+
+    def wait_until_idle(self, timeout: float = 20.0) -> None:
+        """Block until no task is queued and no attempt is in flight: nothing
+        more is delivered until a task is created."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._schedule or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"{len(self._schedule)} tasks queued, {self._in_flight} in flight"
+                    )
+                self._changed.wait(remaining)
+
+    def reset(self, timeout: float = 20.0) -> None:
+        """Forget every task, task name, delivery, call and fault, as a new
+        server would have none (for tests that share one server). Tasks not
+        yet due are dropped; attempts in flight are waited for, and retries
+        they schedule dropped too."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._schedule.clear()
+            while self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{self._in_flight} deliveries still in flight")
+                self._changed.wait(remaining)
+            self._schedule.clear()
+            self._names.clear()
+            self.created.clear()
+            self.deliveries.clear()
+        self.faults.clear()
+        self.log.reset()
 
     def start(self) -> "LocalCloudTasks":
         if self._own_issuer:

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from .lifecycle import LocalServer, QuietHandler, wait_for_count
+from .lifecycle import LocalServer, QuietHandler, serve_in_background, wait_for_count
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class LocalCloudTrace(LocalServer):
         return wait_for_count(self._lock, self.spans, count, timeout, "spans received")
 
     def start(self) -> Self:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve_in_background(self._server)
         return self
 
     def stop(self) -> None:

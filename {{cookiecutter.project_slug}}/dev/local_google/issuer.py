@@ -12,7 +12,6 @@ those of a Google-issued ID token for a service account
 
 import base64
 import json
-import threading
 import time
 import uuid
 from collections.abc import Collection, Mapping
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from .lifecycle import LocalServer, QuietHandler
+from .lifecycle import LocalServer, QuietHandler, serve_in_background
 
 ISSUER = "https://accounts.google.com"
 
@@ -124,7 +123,7 @@ class LocalIssuer(LocalServer):
                 self.wfile.write(body)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), CertsHandler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve_in_background(self._server)
         return self
 
     def stop(self) -> None:

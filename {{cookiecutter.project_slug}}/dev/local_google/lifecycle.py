@@ -1,6 +1,7 @@
 """What every local server shares: `with` to start and stop it, a quiet HTTP
-handler, and waiting for the requests it records."""
+handler served in the background, and waiting for the requests it records."""
 
+import socketserver
 import threading
 import time
 from collections.abc import Sequence
@@ -9,6 +10,10 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
+
+# How often a serving loop looks for `shutdown()`. The standard library's
+# default, half a second, is what every stop would wait.
+POLL_INTERVAL = 0.05
 
 
 class LocalServer:
@@ -37,6 +42,13 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def serve_in_background(server: socketserver.BaseServer) -> None:
+    """Serve `server` on a daemon thread until its `shutdown()`."""
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL}, daemon=True
+    ).start()
 
 
 def wait_for_count(

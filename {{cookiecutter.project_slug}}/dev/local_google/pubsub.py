@@ -45,7 +45,7 @@ from google.pubsub_v1.services.publisher.transports import PublisherGrpcTranspor
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from .issuer import LocalIssuer
-from .lifecycle import LocalServer, QuietHandler, wait_for_count
+from .lifecycle import LocalServer, QuietHandler, serve_in_background, wait_for_count
 
 # What Pub/Sub's pushes say they are (https://cloud.google.com/pubsub/docs/push).
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
@@ -218,7 +218,7 @@ class PushAuthenticator(LocalServer):
                 self.end_headers()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        serve_in_background(self._server)
         return self
 
     def stop(self) -> None:

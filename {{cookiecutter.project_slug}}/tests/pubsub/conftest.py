@@ -4,6 +4,9 @@ Pub/Sub emulator pushing to it through the subscriptions the deployment makes.
 The emulator is started once for the session; where it cannot run (no Java,
 no Google Cloud CLI or no emulator component) the tests that need it are
 skipped with the reason, unless REQUIRE_PUBSUB_EMULATOR is set, as in CI.
+So is the service behind its front end (`service`): each test makes its own
+subscriptions, and finds the front end's log empty and the service's output
+holding only what it logs during the test.
 """
 
 import os
@@ -19,7 +22,7 @@ from local_google.cloud_run import LocalCloudRun
 from local_google.issuer import LocalIssuer
 from local_google.pubsub import LocalPubSub, PubSubEmulator, unavailable
 
-from ..serving import PROJECT_ROOT, ServerProcess, free_port
+from ..serving import PROJECT_ROOT, ServerProcess, free_port, start_test
 
 PROJECT = "test-project"
 INVOKER = f"tasks-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -63,6 +66,15 @@ def emulator() -> Iterator[PubSubEmulator]:
 
 
 @dataclass
+class Service:
+    """The service behind its front end, and the issuer of the tokens it takes."""
+
+    issuer: LocalIssuer
+    front_end: LocalCloudRun
+    process: ServerProcess
+
+
+@dataclass
 class Deployment:
     service: ServerProcess
     front_end: LocalCloudRun
@@ -72,19 +84,9 @@ class Deployment:
 
 
 @contextmanager
-def deployed(
-    emulator: PubSubEmulator,
-    *,
-    public: bool,
-    subscriptions: Path = SUBSCRIPTIONS,
-    **settings: str,
-) -> Iterator[Deployment]:
-    """The service as the deployment runs it, with `settings` on top, its
-    subscriptions as Terraform makes them from `subscriptions` (under a fresh
-    prefix: the emulator outlives each test), with sub-second backoff and 5
-    deliveries at most."""
+def serving(*, public: bool, **settings: str) -> Iterator[Service]:
+    """The service as the deployment runs it, with `settings` on top."""
     port = free_port()
-    prefix = f"svc-{uuid.uuid4().hex[:8]}"
     with LocalIssuer() as issuer:
         front_end = LocalCloudRun(
             f"http://127.0.0.1:{port}",
@@ -103,17 +105,44 @@ def deployed(
         }
         with (
             front_end,
-            ServerProcess(env=env, command=[sys.executable, "-c", APP], port=port) as service,
-            LocalPubSub(emulator, project=PROJECT, issuer=issuer) as pubsub,
+            ServerProcess(env=env, command=[sys.executable, "-c", APP], port=port) as process,
         ):
-            topics = pubsub.deploy_subscriptions(
-                subscriptions,
-                prefix=prefix,
-                service_url=front_end.url,
-                invoker=INVOKER,
-                audience=front_end.url,
-                max_delivery_attempts=5,
-                minimum_backoff=0.1,
-                maximum_backoff=0.2,
-            )
-            yield Deployment(service, front_end, pubsub, topics, f"{prefix}-dead-letter")
+            yield Service(issuer, front_end, process)
+
+
+@pytest.fixture(scope="session")
+def private_service(emulator: PubSubEmulator) -> Iterator[Service]:
+    with serving(public=False) as service:
+        yield service
+
+
+@pytest.fixture
+def service(private_service: Service) -> Service:
+    """The service, private as deployed by default, as a new test finds it
+    (see serving.start_test)."""
+    start_test(private_service.front_end, private_service.process)
+    return private_service
+
+
+@contextmanager
+def deployed(
+    emulator: PubSubEmulator, service: Service, *, subscriptions: Path = SUBSCRIPTIONS
+) -> Iterator[Deployment]:
+    """`service` with its subscriptions as Terraform makes them from
+    `subscriptions` (under a fresh prefix: the emulator outlives each test),
+    with sub-second backoff and 5 deliveries at most."""
+    prefix = f"svc-{uuid.uuid4().hex[:8]}"
+    with LocalPubSub(emulator, project=PROJECT, issuer=service.issuer) as pubsub:
+        topics = pubsub.deploy_subscriptions(
+            subscriptions,
+            prefix=prefix,
+            service_url=service.front_end.url,
+            invoker=INVOKER,
+            audience=service.front_end.url,
+            max_delivery_attempts=5,
+            minimum_backoff=0.1,
+            maximum_backoff=0.2,
+        )
+        yield Deployment(
+            service.process, service.front_end, pubsub, topics, f"{prefix}-dead-letter"
+        )

@@ -10,15 +10,17 @@ from local_google.pubsub import PubSubEmulator
 
 from ..serving import ServerProcess
 from ..tasks.conftest import log_entries, wait_until
-from .conftest import deployed
+from .conftest import Service, deployed
 
 
 def logged(service: ServerProcess, message: str) -> list[dict[str, object]]:
     return [entry for entry in log_entries(service) if entry.get("message") == message]
 
 
-def test_a_published_message_reaches_its_subscriber(emulator: PubSubEmulator) -> None:
-    with deployed(emulator, public=False) as deployment:
+def test_a_published_message_reaches_its_subscriber(
+    emulator: PubSubEmulator, service: Service
+) -> None:
+    with deployed(emulator, service) as deployment:
         topic = deployment.topics["record-order"]
         order = {"order_id": "A-1", "total_cents": 1250}
 
@@ -36,11 +38,13 @@ def test_a_published_message_reaches_its_subscriber(emulator: PubSubEmulator) ->
         assert forwarded.headers["authorization"].endswith(".SIGNATURE_REMOVED_BY_GOOGLE")
 
 
-def test_the_subscriber_logs_in_the_trace_the_publisher_sent(emulator: PubSubEmulator) -> None:
+def test_the_subscriber_logs_in_the_trace_the_publisher_sent(
+    emulator: PubSubEmulator, service: Service
+) -> None:
     """Google's client libraries, tracing, put the publisher's traceparent in
     the googclient_traceparent attribute; the subscriber's log lines join it."""
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    with deployed(emulator, public=False) as deployment:
+    with deployed(emulator, service) as deployment:
         deployment.pubsub.publish(
             deployment.topics["record-order"],
             b'{"order_id": "A-2", "total_cents": 1}',
@@ -53,11 +57,11 @@ def test_the_subscriber_logs_in_the_trace_the_publisher_sent(emulator: PubSubEmu
 
 
 def test_a_failing_message_is_delivered_again_then_dead_lettered(
-    emulator: PubSubEmulator, tmp_path: Path
+    emulator: PubSubEmulator, service: Service, tmp_path: Path
 ) -> None:
     subscriptions = tmp_path / "subscriptions.json"
     subscriptions.write_text(json.dumps({"always-fails": {"topic": "doomed"}}))
-    with deployed(emulator, public=False, subscriptions=subscriptions) as deployment:
+    with deployed(emulator, service, subscriptions=subscriptions) as deployment:
         message_id = deployment.pubsub.publish(deployment.topics["always-fails"], b"{}")
 
         pushes = deployment.pubsub.authenticator.wait_for_pushes(5)
@@ -79,10 +83,10 @@ def test_a_failing_message_is_delivered_again_then_dead_lettered(
 
 
 def test_data_that_does_not_fit_the_model_is_acknowledged_once(
-    emulator: PubSubEmulator,
+    emulator: PubSubEmulator, service: Service
 ) -> None:
     """Delivering it again cannot help: it is logged and acked, not retried."""
-    with deployed(emulator, public=False) as deployment:
+    with deployed(emulator, service) as deployment:
         deployment.pubsub.publish(deployment.topics["record-order"], b'{"order_id": ""}')
 
         deployment.pubsub.authenticator.wait_for_pushes(1)

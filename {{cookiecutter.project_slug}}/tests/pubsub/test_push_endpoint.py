@@ -36,7 +36,7 @@ async def record_reading(event: Reading, message: PubSubMessage) -> None:
     received.append((event, message))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def issuer() -> Iterator[LocalIssuer]:
     with LocalIssuer() as issuer:
         yield issuer

@@ -7,7 +7,7 @@ from local_google.cloud_trace import LocalCloudTrace, ReceivedSpan
 from local_google.pubsub import PubSubEmulator
 
 from ..tasks.conftest import wait_until
-from .conftest import deployed
+from .conftest import deployed, serving
 from .test_delivery import logged
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -21,12 +21,10 @@ def runs(cloud_trace: LocalCloudTrace) -> list[ReceivedSpan]:
 def test_the_subscriber_runs_in_the_publishers_trace(emulator: PubSubEmulator) -> None:
     with (
         LocalCloudTrace() as cloud_trace,
-        deployed(
-            emulator,
-            public=False,
-            TRACES_ENDPOINT=cloud_trace.endpoint,
-            TRACE_SAMPLE_RATE="0",
-        ) as deployment,
+        serving(
+            public=False, TRACES_ENDPOINT=cloud_trace.endpoint, TRACE_SAMPLE_RATE="0"
+        ) as service,
+        deployed(emulator, service) as deployment,
     ):
         wait_until(lambda: any("Tracing to" in line for line in deployment.service.lines))
         deployment.pubsub.publish(

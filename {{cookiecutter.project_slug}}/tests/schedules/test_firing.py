@@ -1,16 +1,19 @@
 """End to end: the local Cloud Scheduler runs the committed schedules against
-the service deployed behind the Cloud Run front end, as Terraform's jobs do."""
+the service deployed behind the Cloud Run front end, as Terraform's jobs do.
+
+The service is started once for the module; each test makes its own jobs."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from local_google.cloud_run import LocalCloudRun
 from local_google.cloud_scheduler import Job, LocalCloudScheduler, RetryConfig, jobs_from_schedules
 from local_google.issuer import LocalIssuer
 
-from ..serving import PROJECT_ROOT, ServerProcess, free_port
+from ..serving import PROJECT_ROOT, ServerProcess, free_port, start_test
 from ..tasks.conftest import log_entries, wait_until
 
 PROJECT = "test-project"
@@ -21,28 +24,26 @@ RETRY = RetryConfig(retry_count=2, min_backoff=0.05, max_backoff=0.2, max_doubli
 
 
 @dataclass
+class Service:
+    """The service, private behind its front end, and the issuer of the tokens it takes."""
+
+    issuer: LocalIssuer
+    front_end: LocalCloudRun
+    process: ServerProcess
+
+
+@dataclass
 class Deployment:
     service: ServerProcess
     front_end: LocalCloudRun
     scheduler: LocalCloudScheduler
 
 
-@contextmanager
-def deployed(audience: str | None = None) -> Iterator[Deployment]:
-    """The service, private behind its front end, and the jobs made from
-    deploy/schedules.json (their tokens for `audience`, by default the service's)."""
+@pytest.fixture(scope="module")
+def private_service() -> Iterator[Service]:
     port = free_port()
     with LocalIssuer() as issuer:
         front_end = LocalCloudRun(f"http://127.0.0.1:{port}", issuer=issuer, invokers=[INVOKER])
-        jobs = jobs_from_schedules(
-            PROJECT_ROOT / "deploy" / "schedules.json",
-            parent=PARENT,
-            service=SERVICE,
-            service_url=front_end.url,
-            invoker=INVOKER,
-            audience=audience or front_end.url,
-            retry=RETRY,
-        )
         env = {
             "GCP_PROJECT": PROJECT,
             "LOG_FORMAT": "json",
@@ -51,20 +52,40 @@ def deployed(audience: str | None = None) -> Iterator[Deployment]:
             "TASKS_WARM_UP": "false",
             "BEHIND_CLOUD_RUN_IAM": "true",
         }
-        with (
-            front_end,
-            ServerProcess(env=env, port=port) as service,
-            LocalCloudScheduler(jobs, issuer=issuer) as scheduler,
-        ):
-            yield Deployment(service, front_end, scheduler)
+        with front_end, ServerProcess(env=env, port=port) as process:
+            yield Service(issuer, front_end, process)
+
+
+@pytest.fixture
+def service(private_service: Service) -> Service:
+    """The service as a new test finds it (see serving.start_test)."""
+    start_test(private_service.front_end, private_service.process)
+    return private_service
+
+
+@contextmanager
+def deployed(service: Service, audience: str | None = None) -> Iterator[Deployment]:
+    """The service and the jobs made from deploy/schedules.json (their tokens
+    for `audience`, by default the service's)."""
+    jobs = jobs_from_schedules(
+        PROJECT_ROOT / "deploy" / "schedules.json",
+        parent=PARENT,
+        service=SERVICE,
+        service_url=service.front_end.url,
+        invoker=INVOKER,
+        audience=audience or service.front_end.url,
+        retry=RETRY,
+    )
+    with LocalCloudScheduler(jobs, issuer=service.issuer) as scheduler:
+        yield Deployment(service.process, service.front_end, scheduler)
 
 
 def reports_sent(service: ServerProcess) -> list[dict[str, object]]:
     return [e for e in log_entries(service) if e.get("message") == "Sent the report"]
 
 
-def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint() -> None:
-    with deployed() as deployment:
+def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint(service: Service) -> None:
+    with deployed(service) as deployment:
         job = f"{PARENT}/jobs/{SERVICE}-nightly-report"
         assert set(deployment.scheduler.jobs) == {job}
 
@@ -82,10 +103,12 @@ def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint() -> None:
         assert forwarded.headers["authorization"].endswith(".SIGNATURE_REMOVED_BY_GOOGLE")
 
 
-def test_a_job_with_a_token_for_another_audience_is_refused_and_retried() -> None:
+def test_a_job_with_a_token_for_another_audience_is_refused_and_retried(
+    service: Service,
+) -> None:
     """Cloud Run's front end refuses it (401): the job retries as its retry
     config says, then waits for its next time; the task never runs."""
-    with deployed(audience="https://another-service.example") as deployment:
+    with deployed(service, audience="https://another-service.example") as deployment:
         (job,) = deployment.scheduler.jobs
 
         deployment.scheduler.run(job)

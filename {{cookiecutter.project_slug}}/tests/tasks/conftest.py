@@ -1,6 +1,14 @@
 """The service with test tasks as a real process, deployed behind a local Cloud
-Run front end, with a local Cloud Tasks delivering through it."""
+Run front end, with a local Cloud Tasks delivering through it.
 
+Starting them takes a second or more, so the issuer, the Cloud Tasks server
+and the two deployments (`private`, `public`) are started once for the
+session. Each test still starts from nothing: Cloud Tasks is reset (no task,
+task name, delivery or fault of an earlier test), the front end's log is
+emptied, and the service's output holds only the lines logged during the test.
+"""
+
+import functools
 import json
 import sys
 import time
@@ -19,7 +27,7 @@ from local_google.issuer import LocalIssuer
 
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 
-from ..serving import ServerProcess, free_port
+from ..serving import ServerProcess, free_port, start_test
 
 PROJECT = "test-project"
 INVOKER = f"tasks-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -93,6 +101,10 @@ serve(app, settings)
 """
 
 
+# Cloud Run's request timeout, which the deployment also sets as
+# REQUEST_TIMEOUT_SECONDS; not the default, so a test can tell it is followed.
+REQUEST_TIMEOUT_SECONDS = 60
+
 # A queue retry configuration as the deployment sets one, but with sub-second backoffs.
 RETRY = tasks_v2.RetryConfig(
     max_attempts=6,
@@ -102,14 +114,14 @@ RETRY = tasks_v2.RetryConfig(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def issuer() -> Iterator[LocalIssuer]:
     with LocalIssuer() as issuer:
         yield issuer
 
 
-@pytest.fixture
-def cloud_tasks(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
+@pytest.fixture(scope="session")
+def cloud_tasks_server(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
     server = LocalCloudTasks(issuer=issuer)
     settings = Settings(environment=Environment.LOCAL, gcp_project=PROJECT, _env_file=None)
     server.add_queue(
@@ -118,6 +130,13 @@ def cloud_tasks(issuer: LocalIssuer) -> Iterator[LocalCloudTasks]:
     )
     with server:
         yield server
+
+
+@pytest.fixture
+def cloud_tasks(cloud_tasks_server: LocalCloudTasks) -> LocalCloudTasks:
+    """The local Cloud Tasks, with nothing queued or recorded."""
+    cloud_tasks_server.reset()
+    return cloud_tasks_server
 
 
 @dataclass
@@ -141,6 +160,17 @@ class Deployment:
             f"{self.url}{path}", json=json, headers={"Authorization": f"Bearer {token}"}, timeout=30
         )
 
+    def start_test(self) -> "Deployment":
+        """The deployment as a new test finds it (see serving.start_test)."""
+        start_test(self.front_end, self.service)
+        return self
+
+
+@functools.cache
+def forger() -> LocalIssuer:
+    """An issuer whose key no one trusts: its tokens are forged."""
+    return LocalIssuer()
+
 
 def service_env(cloud_tasks: LocalCloudTasks, **extra: str) -> dict[str, str]:
     return {
@@ -161,9 +191,11 @@ def deployed(cloud_tasks: LocalCloudTasks, *, public: bool, **env: str) -> Itera
         issuer=cloud_tasks.issuer,
         invokers=() if public else (INVOKER, CALLER),
         public=public,
+        request_timeout=REQUEST_TIMEOUT_SECONDS,
     )
     settings = {
         "SERVICE_URL": front_end.url,
+        "REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_SECONDS),
         **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
     }
     with (
@@ -177,18 +209,30 @@ def deployed(cloud_tasks: LocalCloudTasks, *, public: bool, **env: str) -> Itera
         yield Deployment(service, front_end, cloud_tasks.issuer)
 
 
+@pytest.fixture(scope="session")
+def private_deployment(cloud_tasks_server: LocalCloudTasks) -> Iterator[Deployment]:
+    with deployed(cloud_tasks_server, public=False) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def public_deployment(cloud_tasks_server: LocalCloudTasks) -> Iterator[Deployment]:
+    with deployed(cloud_tasks_server, public=True) as deployment:
+        yield deployment
+
+
+# `private` and `public` take `cloud_tasks` to reset it first: no delivery of
+# an earlier test is still on its way when the service's output is marked.
 @pytest.fixture
-def private(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+def private(private_deployment: Deployment, cloud_tasks: LocalCloudTasks) -> Deployment:
     """The default deployment: only invokers may call the service."""
-    with deployed(cloud_tasks, public=False) as deployment:
-        yield deployment
+    return private_deployment.start_test()
 
 
 @pytest.fixture
-def public(cloud_tasks: LocalCloudTasks) -> Iterator[Deployment]:
+def public(public_deployment: Deployment, cloud_tasks: LocalCloudTasks) -> Deployment:
     """A public deployment: anyone may call, the push endpoint checks tokens alone."""
-    with deployed(cloud_tasks, public=True) as deployment:
-        yield deployment
+    return public_deployment.start_test()
 
 
 def log_entries(server: ServerProcess) -> list[dict[str, Any]]:
@@ -211,5 +255,5 @@ def wait_until(condition: Callable[[], object], timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise AssertionError("condition not met in time")

@@ -7,8 +7,6 @@ The service's client keeps within the same limits before it calls.
 
 import itertools
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +19,7 @@ from google.api_core import exceptions
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from local_google.cloud_tasks import LocalCloudTasks, backoff, retries_exhausted
+from local_google.lifecycle import serve_in_background
 
 from {{ cookiecutter.package_name }}.settings import Environment, Settings
 from {{ cookiecutter.package_name }}.tasks.client import (
@@ -59,7 +58,7 @@ def worker() -> Iterator[Worker]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     worker.url = f"http://127.0.0.1:{server.server_address[1]}/work"
     yield worker
     server.shutdown()
@@ -73,8 +72,8 @@ def local_tasks() -> Iterator[tuple[LocalCloudTasks, tasks_v2.CloudTasksClient]]
         QUEUE,
         tasks_v2.RetryConfig(max_attempts=3, min_backoff=timedelta(seconds=0.2), max_doublings=1),
     )
-    with server:
-        channel = grpc.insecure_channel(server.address)
+    # The channel closes first: a server stopping under an open one logs its GOAWAY.
+    with server, grpc.insecure_channel(server.address) as channel:
         client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
         yield server, client
 
@@ -109,7 +108,7 @@ def test_a_failing_task_is_retried_by_the_queues_config(
     client.create_task(parent=QUEUE, task=http_task(worker.url))
 
     deliveries = server.wait_for_deliveries(3)
-    time.sleep(0.6)  # max_attempts is 3: no fourth attempt
+    server.wait_until_idle()  # max_attempts is 3: no fourth attempt
     assert [d.status for d in server.deliveries] == [500, 503, 500]
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(deliveries)]
     assert 0.2 <= gaps[0] < 0.35  # min_backoff

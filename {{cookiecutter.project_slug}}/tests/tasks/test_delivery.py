@@ -9,7 +9,7 @@ import grpc
 import httpx
 from local_google.cloud_tasks import LocalCloudTasks
 
-from .conftest import CALLER, Deployment, deployed, log_entries, runs, wait_until
+from .conftest import CALLER, REQUEST_TIMEOUT_SECONDS, Deployment, log_entries, runs, wait_until
 
 
 def defer(deployment: Deployment, **body: object) -> dict[str, object]:
@@ -25,7 +25,8 @@ def test_deferred_task_runs_once_with_its_typed_payload(
     defer(private, task="record", payload={"text": "hello", "count": 3})
 
     wait_until(lambda: runs(private.service, "record"))
-    time.sleep(0.3)  # a second, wrong delivery would show up by now
+    cloud_tasks.wait_until_idle()  # a second, wrong delivery would be made by now
+    private.service.read_all_output()
     (run,) = runs(private.service, "record")
     assert run["payload_type"] == "Note"
     assert run["payload"] == {"text": "hello", "count": 3}
@@ -63,7 +64,8 @@ def test_repeated_dedup_key_runs_once(private: Deployment, cloud_tasks: LocalClo
     assert second["already_queued"] is True
     assert first["name"] == second["name"]
     wait_until(lambda: runs(private.service, "record"))
-    time.sleep(0.3)
+    cloud_tasks.wait_until_idle()
+    private.service.read_all_output()
     assert [run["payload"]["text"] for run in runs(private.service, "record")] == ["a"]
 
 
@@ -112,15 +114,14 @@ def test_invalid_signup_is_rejected_before_anything_is_queued(
 
 
 def test_each_task_carries_a_dispatch_deadline_from_the_request_timeout(
-    cloud_tasks: LocalCloudTasks,
+    private: Deployment, cloud_tasks: LocalCloudTasks
 ) -> None:
-    with deployed(cloud_tasks, public=False, REQUEST_TIMEOUT_SECONDS="60") as deployment:
-        defer(deployment, task="record", payload={"text": "deadline", "count": 1})
-        wait_until(lambda: runs(deployment.service, "record"))
+    defer(private, task="record", payload={"text": "deadline", "count": 1})
+    wait_until(lambda: runs(private.service, "record"))
 
     (created,) = cloud_tasks.created
     # Cloud Run's timeout plus a few seconds, as Cloud Tasks recommends.
-    assert created.dispatch_deadline == timedelta(seconds=65)
+    assert created.dispatch_deadline == timedelta(seconds=REQUEST_TIMEOUT_SECONDS + 5)
 
 
 def test_the_handler_logs_in_the_trace_of_the_request_that_deferred_it(

@@ -7,7 +7,6 @@ against the app with its token check pointed at a local issuer.
 
 import io
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies
 from local_google.issuer import LocalIssuer
+from local_google.lifecycle import serve_in_background
 from pydantic import BaseModel
 
 from {{ cookiecutter.package_name }}.main import create_app
@@ -195,7 +195,7 @@ class NotJson(BaseHTTPRequestHandler):
 async def test_certificates_that_are_not_json_answer_503(issuer: LocalIssuer) -> None:
     """Not the caller's fault: the queue must retry later, not drop the task."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), NotJson)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_background(server)
     app = app_for(f"http://127.0.0.1:{server.server_address[1]}/certs")
     try:
         async with (
