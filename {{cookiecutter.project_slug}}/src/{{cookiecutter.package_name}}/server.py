@@ -149,8 +149,8 @@ def _after_graceful_shutdown(signum: int, frame: FrameType | None) -> None:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, which tells the app once it accepts connections by
-    setting `app.state.listening` if the app has one: work that must not delay
-    the first response waits for it (the Cloud Tasks client, tasks/client.py)."""
+    setting `app.state.listening` if the app has one: background work that
+    must not delay the instance's first response waits for it."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)

@@ -9,6 +9,7 @@ import grpc
 import httpx
 from local_google.cloud_tasks import LocalCloudTasks
 
+from ..serving import ServerProcess
 from .conftest import CALLER, REQUEST_TIMEOUT_SECONDS, Deployment, log_entries, runs, wait_until
 
 
@@ -142,10 +143,15 @@ def test_the_handler_logs_in_the_trace_of_the_request_that_deferred_it(
     )
     assert response.status_code == 200, response.text
 
-    wait_until(lambda: runs(private.service, "record"))
+    # The push's access line follows its handler's lines: wait for it too.
+    wait_until(lambda: "/_tasks/record" in access_paths(private.service))
     entries = log_entries(private.service)
     (run,) = runs(private.service, "record")
     traced = [e for e in entries if e.get("logging.googleapis.com/trace", "").endswith(trace)]
     paths = {e["httpRequest"]["requestUrl"] for e in traced if "httpRequest" in e}
     assert paths == {"/test/defer", "/_tasks/record"}, "the request and the push, one trace"
     assert run["logging.googleapis.com/trace"] == f"projects/test-project/traces/{trace}"
+
+
+def access_paths(server: ServerProcess) -> set[str]:
+    return {e["httpRequest"]["requestUrl"] for e in log_entries(server) if "httpRequest" in e}

@@ -1,7 +1,7 @@
 """Probes for Cloud Run.
 
-`/healthz` is the liveness and startup probe (deploy/terraform): it does no
-I/O, so it only fails when the process cannot serve at all. Cloud Run calls it
+`/healthz` is the service's startup and liveness probe: it does no I/O, so
+it only fails when the process cannot serve at all. Cloud Run calls it
 every second while an instance starts and every 30 s after, so `LivenessProbe`
 answers it before the framework's routing, validation and serialization: a
 probe costs one access log line and a constant response. It is not traced, and
