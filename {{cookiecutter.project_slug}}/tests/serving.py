@@ -8,15 +8,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import httpx
 from local_google.cloud_run import LocalCloudRun, stop_instance
+from local_google.issuer import LocalIssuer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVICE_COMMAND = (sys.executable, "-m", "{{ cookiecutter.package_name }}")
 
 
 def start_test(front_end: LocalCloudRun, service: "ServerProcess") -> None:
@@ -46,7 +50,7 @@ class ServerProcess:
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
-        command: Sequence[str] = (sys.executable, "-m", "{{ cookiecutter.package_name }}"),
+        command: Sequence[str] = SERVICE_COMMAND,
         startup_timeout: float = 20.0,
         port: int | None = None,
         unset: Sequence[str] = (),
@@ -182,3 +186,41 @@ class ServerProcess:
         self._join_reader()
         assert exited, "SIGTERM did not stop the server within 10 s: Cloud Run killed it"
         return self.process.returncode
+
+
+@dataclass
+class FrontedService:
+    """The service behind a local Cloud Run front end, and the issuer of the
+    tokens it takes."""
+
+    issuer: LocalIssuer
+    front_end: LocalCloudRun
+    process: ServerProcess
+
+
+@contextmanager
+def behind_front_end(
+    *, public: bool, invoker: str, command: Sequence[str] = SERVICE_COMMAND, **settings: str
+) -> Iterator[FrontedService]:
+    """The service as the deployment runs it, with `settings` on top: private
+    (only `invoker` may call it, BEHIND_CLOUD_RUN_IAM set) or public; its
+    Cloud Tasks client, if any, is left for first use."""
+    port = free_port()
+    with LocalIssuer() as issuer:
+        front_end = LocalCloudRun(
+            f"http://127.0.0.1:{port}",
+            issuer=issuer,
+            invokers=() if public else (invoker,),
+            public=public,
+        )
+        env = {
+            "GCP_PROJECT": "test-project",
+            "LOG_FORMAT": "json",
+            "SERVICE_URL": front_end.url,
+            "TASKS_OIDC_CERTS_URL": issuer.certs_url,
+            "TASKS_WARM_UP": "false",
+            **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
+            **settings,
+        }
+        with front_end, ServerProcess(env=env, command=command, port=port) as process:
+            yield FrontedService(issuer, front_end, process)

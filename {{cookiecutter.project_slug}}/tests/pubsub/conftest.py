@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 from local_google.cloud_run import LocalCloudRun
-from local_google.issuer import LocalIssuer
 from local_google.pubsub import LocalPubSub, PubSubEmulator, unavailable
 
-from ..serving import PROJECT_ROOT, ServerProcess, free_port, start_test
+from ..serving import PROJECT_ROOT, FrontedService, ServerProcess, behind_front_end, start_test
 
 PROJECT = "test-project"
 INVOKER = f"tasks-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -66,15 +65,6 @@ def emulator() -> Iterator[PubSubEmulator]:
 
 
 @dataclass
-class Service:
-    """The service behind its front end, and the issuer of the tokens it takes."""
-
-    issuer: LocalIssuer
-    front_end: LocalCloudRun
-    process: ServerProcess
-
-
-@dataclass
 class Deployment:
     service: ServerProcess
     front_end: LocalCloudRun
@@ -84,40 +74,21 @@ class Deployment:
 
 
 @contextmanager
-def serving(*, public: bool, **settings: str) -> Iterator[Service]:
-    """The service as the deployment runs it, with `settings` on top."""
-    port = free_port()
-    with LocalIssuer() as issuer:
-        front_end = LocalCloudRun(
-            f"http://127.0.0.1:{port}",
-            issuer=issuer,
-            invokers=() if public else (INVOKER,),
-            public=public,
-        )
-        env = {
-            "GCP_PROJECT": PROJECT,
-            "LOG_FORMAT": "json",
-            "SERVICE_URL": front_end.url,
-            "TASKS_OIDC_CERTS_URL": issuer.certs_url,
-            "TASKS_WARM_UP": "false",
-            **({} if public else {"BEHIND_CLOUD_RUN_IAM": "true"}),
-            **settings,
-        }
-        with (
-            front_end,
-            ServerProcess(env=env, command=[sys.executable, "-c", APP], port=port) as process,
-        ):
-            yield Service(issuer, front_end, process)
+def serving(*, public: bool, **settings: str) -> Iterator[FrontedService]:
+    """The test app as the deployment runs it, with `settings` on top."""
+    command = [sys.executable, "-c", APP]
+    with behind_front_end(public=public, invoker=INVOKER, command=command, **settings) as service:
+        yield service
 
 
 @pytest.fixture(scope="session")
-def private_service(emulator: PubSubEmulator) -> Iterator[Service]:
+def private_service(emulator: PubSubEmulator) -> Iterator[FrontedService]:
     with serving(public=False) as service:
         yield service
 
 
 @pytest.fixture
-def service(private_service: Service) -> Service:
+def service(private_service: FrontedService) -> FrontedService:
     """The service, private as deployed by default, as a new test finds it
     (see serving.start_test)."""
     start_test(private_service.front_end, private_service.process)
@@ -126,7 +97,7 @@ def service(private_service: Service) -> Service:
 
 @contextmanager
 def deployed(
-    emulator: PubSubEmulator, service: Service, *, subscriptions: Path = SUBSCRIPTIONS
+    emulator: PubSubEmulator, service: FrontedService, *, subscriptions: Path = SUBSCRIPTIONS
 ) -> Iterator[Deployment]:
     """`service` with its subscriptions as Terraform makes them from
     `subscriptions` (under a fresh prefix: the emulator outlives each test),

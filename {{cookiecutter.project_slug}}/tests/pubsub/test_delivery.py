@@ -8,9 +8,9 @@ from pathlib import Path
 from google.pubsub_v1 import ReceivedMessage
 from local_google.pubsub import PubSubEmulator
 
-from ..serving import ServerProcess
+from ..serving import FrontedService, ServerProcess
 from ..tasks.conftest import log_entries, wait_until
-from .conftest import Service, deployed
+from .conftest import deployed
 
 
 def logged(service: ServerProcess, message: str) -> list[dict[str, object]]:
@@ -18,7 +18,7 @@ def logged(service: ServerProcess, message: str) -> list[dict[str, object]]:
 
 
 def test_a_published_message_reaches_its_subscriber(
-    emulator: PubSubEmulator, service: Service
+    emulator: PubSubEmulator, service: FrontedService
 ) -> None:
     with deployed(emulator, service) as deployment:
         topic = deployment.topics["record-order"]
@@ -39,7 +39,7 @@ def test_a_published_message_reaches_its_subscriber(
 
 
 def test_the_subscriber_logs_in_the_trace_the_publisher_sent(
-    emulator: PubSubEmulator, service: Service
+    emulator: PubSubEmulator, service: FrontedService
 ) -> None:
     """Google's client libraries, tracing, put the publisher's traceparent in
     the googclient_traceparent attribute; the subscriber's log lines join it."""
@@ -57,7 +57,7 @@ def test_the_subscriber_logs_in_the_trace_the_publisher_sent(
 
 
 def test_a_failing_message_is_delivered_again_then_dead_lettered(
-    emulator: PubSubEmulator, service: Service, tmp_path: Path
+    emulator: PubSubEmulator, service: FrontedService, tmp_path: Path
 ) -> None:
     subscriptions = tmp_path / "subscriptions.json"
     subscriptions.write_text(json.dumps({"always-fails": {"topic": "doomed"}}))
@@ -83,7 +83,7 @@ def test_a_failing_message_is_delivered_again_then_dead_lettered(
 
 
 def test_data_that_does_not_fit_the_model_is_acknowledged_once(
-    emulator: PubSubEmulator, service: Service
+    emulator: PubSubEmulator, service: FrontedService
 ) -> None:
     """Delivering it again cannot help: it is logged and acked, not retried."""
     with deployed(emulator, service) as deployment:

@@ -13,7 +13,7 @@ from local_google.cloud_run import LocalCloudRun
 from local_google.cloud_scheduler import Job, LocalCloudScheduler, RetryConfig, jobs_from_schedules
 from local_google.issuer import LocalIssuer
 
-from ..serving import PROJECT_ROOT, ServerProcess, free_port, start_test
+from ..serving import PROJECT_ROOT, FrontedService, ServerProcess, behind_front_end, start_test
 from ..tasks.conftest import log_entries, wait_until
 
 PROJECT = "test-project"
@@ -24,15 +24,6 @@ RETRY = RetryConfig(retry_count=2, min_backoff=0.05, max_backoff=0.2, max_doubli
 
 
 @dataclass
-class Service:
-    """The service, private behind its front end, and the issuer of the tokens it takes."""
-
-    issuer: LocalIssuer
-    front_end: LocalCloudRun
-    process: ServerProcess
-
-
-@dataclass
 class Deployment:
     service: ServerProcess
     front_end: LocalCloudRun
@@ -40,31 +31,20 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def private_service() -> Iterator[Service]:
-    port = free_port()
-    with LocalIssuer() as issuer:
-        front_end = LocalCloudRun(f"http://127.0.0.1:{port}", issuer=issuer, invokers=[INVOKER])
-        env = {
-            "GCP_PROJECT": PROJECT,
-            "LOG_FORMAT": "json",
-            "SERVICE_URL": front_end.url,
-            "TASKS_OIDC_CERTS_URL": issuer.certs_url,
-            "TASKS_WARM_UP": "false",
-            "BEHIND_CLOUD_RUN_IAM": "true",
-        }
-        with front_end, ServerProcess(env=env, port=port) as process:
-            yield Service(issuer, front_end, process)
+def private_service() -> Iterator[FrontedService]:
+    with behind_front_end(public=False, invoker=INVOKER) as service:
+        yield service
 
 
 @pytest.fixture
-def service(private_service: Service) -> Service:
+def service(private_service: FrontedService) -> FrontedService:
     """The service as a new test finds it (see serving.start_test)."""
     start_test(private_service.front_end, private_service.process)
     return private_service
 
 
 @contextmanager
-def deployed(service: Service, audience: str | None = None) -> Iterator[Deployment]:
+def deployed(service: FrontedService, audience: str | None = None) -> Iterator[Deployment]:
     """The service and the jobs made from deploy/schedules.json (their tokens
     for `audience`, by default the service's)."""
     jobs = jobs_from_schedules(
@@ -84,7 +64,7 @@ def reports_sent(service: ServerProcess) -> list[dict[str, object]]:
     return [e for e in log_entries(service) if e.get("message") == "Sent the report"]
 
 
-def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint(service: Service) -> None:
+def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint(service: FrontedService) -> None:
     with deployed(service) as deployment:
         job = f"{PARENT}/jobs/{SERVICE}-nightly-report"
         assert set(deployment.scheduler.jobs) == {job}
@@ -104,7 +84,7 @@ def test_a_scheduled_task_runs_on_the_authenticated_push_endpoint(service: Servi
 
 
 def test_a_job_with_a_token_for_another_audience_is_refused_and_retried(
-    service: Service,
+    service: FrontedService,
 ) -> None:
     """Cloud Run's front end refuses it (401): the job retries as its retry
     config says, then waits for its next time; the task never runs."""
