@@ -203,8 +203,8 @@ def behind_front_end(
     *, public: bool, invoker: str, command: Sequence[str] = SERVICE_COMMAND, **settings: str
 ) -> Iterator[FrontedService]:
     """The service as the deployment runs it, with `settings` on top: private
-    (only `invoker` may call it, BEHIND_CLOUD_RUN_IAM set) or public; its
-    Cloud Tasks client, if any, is left for first use."""
+    (only `invoker` may call it, BEHIND_CLOUD_RUN_IAM set) or public, with no
+    warm-up (nothing these tests enqueue)."""
     port = free_port()
     with LocalIssuer() as issuer:
         front_end = LocalCloudRun(
